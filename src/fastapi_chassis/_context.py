@@ -1,0 +1,16 @@
+"""Per-request context shared by the building blocks (request id today).
+
+Kept in a private module so `errors`, logging and middleware can read the current request id
+without importing each other.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+request_id_var: ContextVar[str | None] = ContextVar("fastapi_chassis_request_id", default=None)
+
+
+def get_request_id() -> str | None:
+    """The id of the request being served, or None outside a request."""
+    return request_id_var.get()

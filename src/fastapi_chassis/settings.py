@@ -1,0 +1,350 @@
+"""Settings: `ChassisSettings` and one nested model per building block.
+
+Every group is a plain pydantic model, importable and usable on its own. `ChassisSettings`
+reads them from the environment (`CHASSIS_` prefix, `__` between levels, `.env` support) and,
+in production, refuses unsafe values with one error that lists every problem.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fastapi_chassis._prod_checks import collect_production_problems
+
+__all__ = [
+    "AuthSettings",
+    "BodyLimitSettings",
+    "ChassisSettings",
+    "CorsSettings",
+    "DocsSettings",
+    "Environment",
+    "ErrorsSettings",
+    "HealthSettings",
+    "LoggingSettings",
+    "MetricsSettings",
+    "PaginationSettings",
+    "RateLimitSettings",
+    "RedisSettings",
+    "RequestIDSettings",
+    "SecurityHeadersSettings",
+    "TracingSettings",
+    "TrustedHostsSettings",
+]
+
+Environment = Literal["dev", "test", "staging", "prod"]
+
+MiB = 1024 * 1024
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DocsSettings(_Group):
+    """Interactive API documentation and the OpenAPI document."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description="Serve /docs, /redoc and /openapi.json. Unset: on, except in prod.",
+    )
+    openapi_url: str = Field(default="/openapi.json", description="Path of the OpenAPI document.")
+    docs_url: str = Field(default="/docs", description="Path of Swagger UI.")
+    redoc_url: str = Field(default="/redoc", description="Path of ReDoc.")
+
+
+class RequestIDSettings(_Group):
+    """Request id: accept a safe incoming id or mint one, echo it on every response."""
+
+    enabled: bool = Field(default=True, description="Add the request-id middleware.")
+    header: str = Field(default="X-Request-ID", description="Header read and written.")
+    trust_incoming: bool = Field(
+        default=True,
+        description="Accept a well-formed id sent by the client (or the proxy in front).",
+    )
+    max_length: int = Field(
+        default=128, ge=1, le=1024, description="Longest incoming id accepted, in characters."
+    )
+
+
+class SecurityHeadersSettings(_Group):
+    """Response security headers (OWASP Secure Headers Project defaults for JSON APIs)."""
+
+    enabled: bool = Field(default=True, description="Add the security-headers middleware.")
+    hsts_max_age: int = Field(
+        default=63072000, ge=0, description="Strict-Transport-Security max-age, seconds."
+    )
+    hsts_include_subdomains: bool = Field(default=True, description="HSTS includeSubDomains.")
+    hsts_preload: bool = Field(default=False, description="HSTS preload (explicit opt-in only).")
+    force_hsts: bool = Field(
+        default=False, description="Send HSTS even when the request did not arrive over https."
+    )
+
+
+class BodyLimitSettings(_Group):
+    """Request body size limit."""
+
+    enabled: bool = Field(default=True, description="Enforce a request body limit.")
+    max_bytes: int = Field(
+        default=MiB, ge=0, description="Largest request body accepted, in bytes (default 1 MiB)."
+    )
+
+
+class CorsSettings(_Group):
+    """CORS, applied with Starlette's `CORSMiddleware` when `allow_origins` is not empty."""
+
+    allow_origins: list[str] = Field(
+        default_factory=list, description="Allowed origins; empty disables CORS."
+    )
+    allow_origin_regex: str | None = Field(default=None, description="Regex of allowed origins.")
+    allow_methods: list[str] = Field(
+        default_factory=lambda: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        description="Allowed methods.",
+    )
+    allow_headers: list[str] = Field(
+        default_factory=lambda: ["Authorization", "Content-Type", "X-Request-ID"],
+        description="Allowed request headers.",
+    )
+    allow_credentials: bool = Field(default=False, description="Allow cookies/credentials.")
+    expose_headers: list[str] = Field(
+        default_factory=list,
+        description="Extra response headers exposed to browsers (the request-id header is added).",
+    )
+    max_age: int = Field(default=600, ge=0, description="Preflight cache lifetime, seconds.")
+
+
+class TrustedHostsSettings(_Group):
+    """Host header allow-list, applied with Starlette's `TrustedHostMiddleware`."""
+
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Allowed Host values (`*.example.com` works); empty: off."
+    )
+
+
+class ErrorsSettings(_Group):
+    """The problem+json error envelope."""
+
+    type_base_url: str | None = Field(
+        default=None,
+        description="Base URI for problem `type` (e.g. https://errors.example.com/); "
+        "unset: `about:blank`.",
+    )
+    redact_fields: list[str] = Field(
+        default_factory=lambda: ["password", "secret", "token", "authorization"],
+        description="Input fields never echoed back in validation errors.",
+    )
+
+
+class AuthSettings(_Group):
+    """JWT tokens and password hashing."""
+
+    algorithm: str = Field(default="HS256", description="JWT signing algorithm.")
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC secret (>= 32 bytes). Unset in dev/test: a random per-process secret.",
+    )
+    issuer: str | None = Field(default=None, description="`iss` issued and required.")
+    audience: str | None = Field(default=None, description="`aud` issued and required.")
+    access_token_ttl: int = Field(default=900, ge=1, description="Access token lifetime, seconds.")
+    leeway: int = Field(default=30, ge=0, le=60, description="Clock leeway, seconds (max 60).")
+
+
+class RateLimitSettings(_Group):
+    """Rate limiting."""
+
+    enabled: bool = Field(default=False, description="Add the global rate-limit middleware.")
+    default: str = Field(
+        default="100/minute", description='Global limit, e.g. "10/second;500/hour".'
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Peers (IPs or CIDRs) whose X-Forwarded-For/Forwarded headers are believed.",
+    )
+    fail_open: bool = Field(
+        default=True, description="Allow requests when the shared store is down (else 503)."
+    )
+
+
+class RedisSettings(_Group):
+    """Redis for shared state; unset `url` keeps state in memory (one process)."""
+
+    url: SecretStr | None = Field(
+        default=None, description="redis://[:password@]host:port/db; unset: in-memory state."
+    )
+    socket_timeout: float = Field(default=0.25, gt=0, description="Per-command timeout, seconds.")
+    connect_timeout: float = Field(default=0.5, gt=0, description="Connect timeout, seconds.")
+
+
+class LoggingSettings(_Group):
+    """Structured logging."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="Root log level."
+    )
+    json_output: bool | None = Field(
+        default=None, description="JSON lines; unset: JSON except in dev."
+    )
+    redact_keys: list[str] = Field(
+        default_factory=lambda: [
+            "authorization",
+            "cookie",
+            "set-cookie",
+            "password",
+            "token",
+            "secret",
+            "api_key",
+            "x-api-key",
+        ],
+        description="Keys masked wherever they appear in a log event (case-insensitive).",
+    )
+
+
+class MetricsSettings(_Group):
+    """Prometheus metrics (extra `prometheus`)."""
+
+    enabled: bool = Field(default=False, description="Expose Prometheus metrics.")
+    path: str = Field(default="/metrics", description="Metrics endpoint path.")
+
+
+class TracingSettings(_Group):
+    """OpenTelemetry tracing (extra `otel`)."""
+
+    enabled: bool = Field(default=False, description="Trace requests with OpenTelemetry.")
+    exporter: Literal["none", "console", "otlp"] = Field(
+        default="none", description="Where spans go."
+    )
+    endpoint: str | None = Field(default=None, description="OTLP/HTTP endpoint.")
+    sample_ratio: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="Parent-based ratio sampler."
+    )
+
+
+class HealthSettings(_Group):
+    """Liveness and readiness endpoints."""
+
+    enabled: bool = Field(default=True, description="Serve the health endpoints.")
+    liveness_path: str = Field(default="/healthz", description="Liveness path.")
+    readiness_path: str = Field(default="/readyz", description="Readiness path.")
+    check_timeout: float = Field(default=2.0, gt=0, description="Per-check timeout, seconds.")
+
+
+class PaginationSettings(_Group):
+    """Offset and cursor pagination."""
+
+    default_size: int = Field(default=20, ge=1, description="Page size when none is asked for.")
+    max_size: int = Field(default=100, ge=1, description="Largest page size a client may ask for.")
+    cursor_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs cursors. Unset in dev/test: a random per-process key.",
+    )
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> PaginationSettings:
+        if self.default_size > self.max_size:
+            raise ValueError(
+                f"pagination.default_size ({self.default_size}) exceeds "
+                f"pagination.max_size ({self.max_size}); raise max_size or lower default_size"
+            )
+        return self
+
+
+class ChassisSettings(BaseSettings):
+    """Settings for a service built on the chassis.
+
+    Subclass it to add your own fields or change the environment prefix:
+
+        class Settings(ChassisSettings):
+            model_config = SettingsConfigDict(env_prefix="NOTES_")
+            database_url: str = "sqlite:///notes.db"
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHASSIS_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    #: Names of the nested groups, in the order the settings reference documents them.
+    groups: ClassVar[tuple[str, ...]] = (
+        "docs",
+        "request_id",
+        "security_headers",
+        "body_limit",
+        "cors",
+        "trusted_hosts",
+        "errors",
+        "auth",
+        "rate_limit",
+        "redis",
+        "logging",
+        "metrics",
+        "tracing",
+        "health",
+        "pagination",
+    )
+
+    service_name: str = Field(default="fastapi-chassis-service", description="Service name.")
+    version: str = Field(default="0.1.0", description="Service version.")
+    environment: Environment = Field(default="dev", description="dev, test, staging or prod.")
+    debug: bool = Field(default=False, description="Show exception details in 500 responses.")
+
+    docs: DocsSettings = Field(default_factory=DocsSettings)
+    request_id: RequestIDSettings = Field(default_factory=RequestIDSettings)
+    security_headers: SecurityHeadersSettings = Field(default_factory=SecurityHeadersSettings)
+    body_limit: BodyLimitSettings = Field(default_factory=BodyLimitSettings)
+    cors: CorsSettings = Field(default_factory=CorsSettings)
+    trusted_hosts: TrustedHostsSettings = Field(default_factory=TrustedHostsSettings)
+    errors: ErrorsSettings = Field(default_factory=ErrorsSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    pagination: PaginationSettings = Field(default_factory=PaginationSettings)
+
+    @property
+    def is_prod(self) -> bool:
+        """True in the production environment."""
+        return self.environment == "prod"
+
+    @property
+    def docs_enabled(self) -> bool:
+        """Whether interactive docs are served: explicit setting, else off in prod only."""
+        if self.docs.enabled is not None:
+            return self.docs.enabled
+        return not self.is_prod
+
+    @property
+    def json_logs(self) -> bool:
+        """Whether logs are JSON lines: explicit setting, else JSON outside dev."""
+        if self.logging.json_output is not None:
+            return self.logging.json_output
+        return self.environment != "dev"
+
+    def env_var(self, *path: str) -> str:
+        """The environment variable that sets the field at `path`, e.g. `("auth", "jwt_secret")`."""
+        prefix = str(self.model_config.get("env_prefix") or "")
+        delimiter = str(self.model_config.get("env_nested_delimiter") or "__")
+        return (prefix + delimiter.join(path)).upper()
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production_values(self) -> ChassisSettings:
+        if self.is_prod:
+            problems = collect_production_problems(self)
+            if problems:
+                lines = "\n".join(f"  - {p}" for p in problems)
+                raise ValueError(
+                    f"{len(problems)} unsafe setting(s) for environment=prod:\n{lines}"
+                )
+        return self
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration as JSON-ready data, every secret masked."""
+        return self.model_dump(mode="json")

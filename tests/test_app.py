@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import pytest
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fastapi_chassis import (
+    AuthSettings,
+    ChassisSettings,
+    ConfigurationError,
+    CorsSettings,
+    CurrentSettings,
+    DocsSettings,
+    build_app,
+    get_settings,
+    install,
+)
+
+STRONG = "Zx8-q2Lr7vNn4TtYp0aWc3Kd9Ue6Fh1JbGm5Si2Oo8Rl"
+
+
+def test_build_app_serves_openapi_and_docs_from_settings() -> None:
+    app = build_app(ChassisSettings(service_name="notes", version="1.2.3"))
+    with TestClient(app) as client:
+        spec = client.get("/openapi.json").json()
+        assert spec["info"] == {"title": "notes", "version": "1.2.3"}
+        assert client.get("/docs").status_code == 200
+
+
+def test_prod_build_hides_docs_unless_enabled() -> None:
+    prod = ChassisSettings(environment="prod", auth=AuthSettings(jwt_secret=SecretStr(STRONG)))
+    with TestClient(build_app(prod)) as client:
+        assert client.get("/docs").status_code == 404
+        assert client.get("/openapi.json").status_code == 404
+    enabled = prod.model_copy(update={"docs": DocsSettings(enabled=True)})
+    with TestClient(build_app(enabled)) as client:
+        assert client.get("/openapi.json").status_code == 200
+
+
+def test_custom_docs_urls() -> None:
+    settings = ChassisSettings(
+        docs=DocsSettings(docs_url="/api/docs", openapi_url="/api/spec.json")
+    )
+    with TestClient(build_app(settings)) as client:
+        assert client.get("/api/spec.json").status_code == 200
+        assert client.get("/api/docs").status_code == 200
+
+
+def test_build_app_without_argument_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHASSIS_SERVICE_NAME", "from-env")
+    app = build_app()
+    assert app.title == "from-env"
+
+
+def test_fastapi_kwargs_win_over_settings() -> None:
+    app = build_app(ChassisSettings(service_name="a"), title="explicit")
+    assert app.title == "explicit"
+
+
+def test_user_lifespan_runs_inside_chassis_lifespan_in_order() -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        events.append("user startup")
+        yield {"db": "connected"}
+        events.append("user shutdown")
+
+    app = build_app(ChassisSettings(), lifespan=lifespan)
+
+    @asynccontextmanager
+    async def resource(app_: Any) -> AsyncIterator[None]:
+        events.append("chassis open")
+        yield
+        events.append("chassis close")
+
+    app.state.chassis.add_resource(resource)
+
+    @app.get("/state")
+    async def state(request: Request) -> dict[str, str]:
+        return {"db": request.state.db}
+
+    with TestClient(app) as client:
+        assert client.get("/state").json() == {"db": "connected"}
+        events.append("serving")
+    assert events == ["chassis open", "user startup", "serving", "user shutdown", "chassis close"]
+
+
+class GreetingSettings(ChassisSettings):
+    greeting: str = "hi"
+
+
+AppSettings = Annotated[GreetingSettings, Depends(get_settings)]
+
+
+def test_current_settings_hands_handlers_the_app_settings_and_is_overridable() -> None:
+    app = build_app(GreetingSettings(service_name="one"))
+
+    @app.get("/who")
+    async def who(settings: CurrentSettings, mine: AppSettings) -> dict[str, str]:
+        return {"name": settings.service_name, "greeting": mine.greeting}
+
+    with TestClient(app) as client:
+        assert client.get("/who").json() == {"name": "one", "greeting": "hi"}
+        app.dependency_overrides[get_settings] = lambda: GreetingSettings(
+            service_name="two", greeting="yo"
+        )
+        assert client.get("/who").json() == {"name": "two", "greeting": "yo"}
+
+
+class _Tagging:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def tagged(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-user-mw", b"1")]
+            await send(message)
+
+        await self.app(scope, receive, tagged if scope["type"] == "http" else send)
+
+
+class OrderMissing(Exception):
+    pass
+
+
+def test_install_keeps_existing_routes_middleware_and_handlers() -> None:
+    app = FastAPI()
+    app.add_middleware(_Tagging)
+
+    @app.exception_handler(OrderMissing)
+    async def missing(request: Request, exc: OrderMissing) -> JSONResponse:
+        return JSONResponse({"legacy": True}, status_code=410)
+
+    @app.get("/orders/{order_id}")
+    async def order(order_id: int) -> dict[str, int]:
+        if order_id == 0:
+            raise OrderMissing
+        return {"id": order_id}
+
+    install(app, ChassisSettings())
+    with TestClient(app) as client:
+        response = client.get("/orders/7")
+        assert response.json() == {"id": 7}
+        assert response.headers["x-user-mw"] == "1"
+        gone = client.get("/orders/0")
+        assert gone.status_code == 410
+        assert gone.json() == {"legacy": True}
+
+
+def test_install_twice_raises_clear_error() -> None:
+    app = build_app(ChassisSettings())
+    with pytest.raises(ConfigurationError, match="already called"):
+        install(app, ChassisSettings())
+
+
+def test_install_after_start_raises() -> None:
+    app = FastAPI()
+    with TestClient(app):
+        pass
+    with pytest.raises(ConfigurationError, match="before the app serves"):
+        install(app, ChassisSettings())
+
+
+def test_cors_from_settings_exposes_request_id_header() -> None:
+    settings = ChassisSettings(cors=CorsSettings(allow_origins=["https://app.example"]))
+    app = build_app(settings)
+
+    @app.get("/ping")
+    async def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    with TestClient(app) as client:
+        response = client.get("/ping", headers={"Origin": "https://app.example"})
+        assert response.headers["access-control-allow-origin"] == "https://app.example"
+        assert "X-Request-ID" in response.headers["access-control-expose-headers"]
+
+
+def test_settings_dependency_without_chassis_is_a_clear_error() -> None:
+    app = FastAPI()
+
+    @app.get("/s")
+    async def s(settings: CurrentSettings) -> str:
+        return settings.service_name
+
+    with (
+        TestClient(app, raise_server_exceptions=True) as client,
+        pytest.raises(ConfigurationError, match="install"),
+    ):
+        client.get("/s")
