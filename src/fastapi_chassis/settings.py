@@ -26,6 +26,7 @@ __all__ = [
     "LoggingSettings",
     "MetricsSettings",
     "PaginationSettings",
+    "ProxySettings",
     "RateLimitSettings",
     "RedisSettings",
     "RequestIDSettings",
@@ -123,6 +124,16 @@ class TrustedHostsSettings(_Group):
     )
 
 
+class ProxySettings(_Group):
+    """Reverse proxies in front of the service, whose forwarding headers are believed."""
+
+    trusted: list[str] = Field(
+        default_factory=list,
+        description="IPs or CIDRs of trusted proxies; X-Forwarded-For/-Proto and Forwarded "
+        "are honoured only from these peers. Empty: the socket peer is the client.",
+    )
+
+
 class ErrorsSettings(_Group):
     """The problem+json error envelope."""
 
@@ -157,10 +168,6 @@ class RateLimitSettings(_Group):
     enabled: bool = Field(default=False, description="Add the global rate-limit middleware.")
     default: str = Field(
         default="100/minute", description='Global limit, e.g. "10/second;500/hour".'
-    )
-    trusted_proxies: list[str] = Field(
-        default_factory=list,
-        description="Peers (IPs or CIDRs) whose X-Forwarded-For/Forwarded headers are believed.",
     )
     fail_open: bool = Field(
         default=True, description="Allow requests when the shared store is down (else 503)."
@@ -277,6 +284,7 @@ class ChassisSettings(BaseSettings):
         "body_limit",
         "cors",
         "trusted_hosts",
+        "proxy",
         "errors",
         "auth",
         "rate_limit",
@@ -299,6 +307,7 @@ class ChassisSettings(BaseSettings):
     body_limit: BodyLimitSettings = Field(default_factory=BodyLimitSettings)
     cors: CorsSettings = Field(default_factory=CorsSettings)
     trusted_hosts: TrustedHostsSettings = Field(default_factory=TrustedHostsSettings)
+    proxy: ProxySettings = Field(default_factory=ProxySettings)
     errors: ErrorsSettings = Field(default_factory=ErrorsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
