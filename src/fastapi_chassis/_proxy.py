@@ -115,7 +115,7 @@ class TrustedProxies:
                     return proto
         for name, value in scope.get("headers", ()):
             if name == b"x-forwarded-proto":
-                proto = value.decode("latin-1").split(",")[-1].strip().lower()
-                if proto in ("http", "https"):
-                    return proto
+                last: str = value.decode("latin-1").split(",")[-1].strip().lower()
+                if last in ("http", "https"):
+                    return last
         return scheme
