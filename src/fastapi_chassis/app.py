@@ -19,6 +19,7 @@ from starlette.requests import HTTPConnection
 from fastapi_chassis._chassis import Chassis, get_chassis
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
 from fastapi_chassis.settings import ChassisSettings
+from fastapi_chassis.state import install_state
 
 __all__ = ["CurrentSettings", "build_app", "get_settings", "install"]
 
@@ -78,6 +79,7 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
     app.state.chassis = chassis
 
     install_error_handlers(app)
+    install_state(chassis)
 
     # The request path, outermost first.
     _install_cors(chassis)
