@@ -17,6 +17,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import HTTPConnection
 
 from fastapi_chassis._chassis import Chassis, get_chassis
+from fastapi_chassis._error_boundary import error_boundary
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
 from fastapi_chassis.settings import ChassisSettings
 
@@ -82,6 +83,10 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
     # The request path, outermost first.
     _install_cors(chassis)
     _install_trusted_hosts(chassis)
+    # The error boundary goes after the middleware that decorate responses (request id,
+    # security headers, CORS) so its 500s carry their headers; blocks appended below it and
+    # the app's own middleware run inside it, so their exceptions are caught too.
+    chassis.outer_middleware.append(error_boundary(app.exception_handlers, settings))
 
     app.user_middleware[0:0] = chassis.outer_middleware
     app.user_middleware.extend(chassis.inner_middleware)
