@@ -7,9 +7,10 @@ in production, refuses unsafe values with one error that lists every problem.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fastapi_chassis._prod_checks import collect_production_problems
@@ -144,8 +145,19 @@ class ErrorsSettings(_Group):
     )
     redact_fields: list[str] = Field(
         default_factory=lambda: ["password", "secret", "token", "authorization"],
-        description="Input fields never echoed back in validation errors.",
+        description="Validation errors on a location containing one of these names "
+        "(case-insensitive substring, e.g. `token` matches `x-api-token`) get a generic `msg`.",
     )
+
+    @field_validator("type_base_url")
+    @classmethod
+    def _absolute_type_base(cls, value: str | None) -> str | None:
+        if value and not re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", value):
+            raise ValueError(
+                f"{value!r} is not an absolute URI; problem types need a scheme, "
+                "e.g. https://errors.example.com/ (or leave it unset for about:blank)"
+            )
+        return value
 
 
 class AuthSettings(_Group):

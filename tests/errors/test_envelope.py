@@ -220,3 +220,9 @@ def test_subclass_with_a_non_error_status_is_refused_at_definition() -> None:
 def test_instance_with_a_non_error_status_is_refused() -> None:
     with pytest.raises(ValueError, match="400-599"):
         NotFound(status=302)
+
+
+def test_type_base_url_must_be_an_absolute_uri() -> None:
+    with pytest.raises(ValueError, match="not an absolute URI"):
+        ErrorsSettings(type_base_url="errors.example.com/")
+    assert ErrorsSettings(type_base_url="urn:example:errors").type_base_url == "urn:example:errors"
