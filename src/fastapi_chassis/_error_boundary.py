@@ -62,8 +62,11 @@ class ErrorBoundaryMiddleware:
             for key, handler in handlers.items()
             if isinstance(key, type) and key is not Exception
         }
-        self.status_handlers = {k: h for k, h in handlers.items() if isinstance(k, int)}
-        own = handlers.get(Exception) or self.status_handlers.pop(500, None)
+        # As in Starlette, `Exception` and `500` name the server-error handler, not a status one.
+        self.status_handlers = {
+            key: handler for key, handler in handlers.items() if isinstance(key, int) and key != 500
+        }
+        own = handlers.get(Exception) or handlers.get(500)
         self.server_error_handler = None if own is last_resort_handler else own
         self.expose_details = expose_details
         self.type_base_url = type_base_url or None
@@ -115,7 +118,6 @@ class ErrorBoundaryMiddleware:
                 outcome,
                 request_id,
                 exc_info=exc,
-                extra={"request_id": request_id},
             )
             return
         request = Request(scope, receive)
@@ -130,7 +132,6 @@ class ErrorBoundaryMiddleware:
                 path,
                 request_id,
                 exc_info=exc,
-                extra={"request_id": request_id},
             )
             if self.server_error_handler is not None:
                 response = await self._call(self.server_error_handler, request, exc)

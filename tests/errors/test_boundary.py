@@ -32,9 +32,8 @@ def assert_logged_once(caplog: pytest.LogCaptureFixture, exc_type: type[BaseExce
     assert record.name == "fastapi_chassis.errors"
     assert record.exc_info is not None
     assert record.exc_info[0] is exc_type
-    assert getattr(record, "request_id", None) == REQUEST_ID
     message = record.getMessage()
-    assert REQUEST_ID in message
+    assert f"request_id={REQUEST_ID}" in message
     return message
 
 
@@ -239,3 +238,37 @@ async def test_client_disconnect_sends_nothing_and_logs_no_traceback(
     assert sent == []
     assert tracebacks(caplog) == []
     assert any("client disconnected" in record.getMessage() for record in caplog.records)
+
+
+def test_500_passes_through_cors_so_browsers_can_read_it(make_app: MakeApp) -> None:
+    from fastapi_chassis import CorsSettings
+
+    settings = ChassisSettings(
+        environment="test", cors=CorsSettings(allow_origins=["https://app.example.com"])
+    )
+    with TestClient(crashing_app(make_app, settings)) as client:
+        response = client.get("/crash", headers={"Origin": "https://app.example.com"})
+    assert_problem(response, 500, "internal_error")
+    assert response.headers["access-control-allow-origin"] == "https://app.example.com"
+
+
+def test_install_keeps_an_exception_handler_the_app_already_had(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from fastapi_chassis import install
+
+    app = FastAPI()
+
+    @app.exception_handler(Exception)
+    async def own(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"legacy": str(type(exc).__name__)}, status_code=500)
+
+    @app.get("/crash")
+    async def crash() -> None:
+        raise ValueError(SECRET)
+
+    install(app, ChassisSettings(environment="test"))
+    with TestClient(app) as client:
+        response = client.get("/crash")
+    assert response.json() == {"legacy": "ValueError"}
+    assert len(tracebacks(caplog)) == 1
