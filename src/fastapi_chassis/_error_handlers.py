@@ -12,7 +12,10 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fastapi.encoders import jsonable_encoder
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -177,12 +180,21 @@ async def last_resort_handler(request: Request, exc: Exception) -> Response:
 
 
 def register_handlers(app: FastAPI) -> None:
-    """Register the handlers; an `Exception` handler the app already has is kept."""
+    """Register the handlers, keeping any the app registered itself.
+
+    FastAPI's own defaults for `HTTPException` and `RequestValidationError` are replaced; a
+    handler the service wrote for them (or for `ChassisError`, `Exception`, `500`) stays.
+    """
     chassis = getattr(app.state, "chassis", None)
     errors = chassis.settings.errors if isinstance(chassis, Chassis) else ErrorsSettings()
-    redact = errors.redact_fields
-    app.add_exception_handler(ChassisError, chassis_error_handler)
-    app.add_exception_handler(HTTPException, http_error_handler)
-    app.add_exception_handler(RequestValidationError, validation_error_handler(redact))
+    ours: dict[Any, Any] = {
+        ChassisError: chassis_error_handler,
+        HTTPException: http_error_handler,
+        RequestValidationError: validation_error_handler(errors.redact_fields),
+    }
+    replaceable = {None, http_exception_handler, request_validation_exception_handler}
+    for key, handler in ours.items():
+        if app.exception_handlers.get(key) in replaceable:
+            app.add_exception_handler(key, handler)
     if Exception not in app.exception_handlers and 500 not in app.exception_handlers:
         app.add_exception_handler(Exception, last_resort_handler)

@@ -272,3 +272,27 @@ def test_install_keeps_an_exception_handler_the_app_already_had(
         response = client.get("/crash")
     assert response.json() == {"legacy": "ValueError"}
     assert len(tracebacks(caplog)) == 1
+
+
+def test_install_keeps_the_apps_own_http_exception_handler() -> None:
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from fastapi_chassis import install
+
+    app = FastAPI()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def legacy(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"legacy": True}, status_code=418)
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> None:
+        return None
+
+    install(app, ChassisSettings(environment="test"))
+    with TestClient(app) as client:
+        kept = client.get("/missing")
+        validation = client.get("/items/x")
+    assert (kept.status_code, kept.json()) == (418, {"legacy": True})
+    # FastAPI's default validation handler was not the app's own, so it is replaced.
+    assert validation.headers["content-type"] == "application/problem+json"
