@@ -2,7 +2,8 @@
 
 Starlette's `ServerErrorMiddleware` sits outside every user middleware, so a 500 it renders
 never passes the request-id, security-header or CORS middleware, and it re-raises so the server
-logs the traceback a second time. The boundary sits just inside those decorating middleware:
+logs the traceback as well. The boundary is the innermost chassis middleware, inside all
+the decorating ones and outside the app's own:
 
 - exceptions that have a registered handler (`ChassisError`, `HTTPException`, ...) but were
   raised by middleware outside Starlette's `ExceptionMiddleware` are rendered by that handler;
@@ -11,7 +12,7 @@ logs the traceback a second time. The boundary sits just inside those decorating
   logged and answered, and re-raising would make the server log it again;
 - when the response has already started (a streaming body failed half-way) nothing more is
   sent: the error is logged and the boundary returns without finishing the body, so the server
-  closes the connection and the client sees a truncated response rather than a complete one.
+  closes the connection and the client sees a broken response, not one that looks complete.
 """
 
 from __future__ import annotations

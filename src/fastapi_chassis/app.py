@@ -83,9 +83,8 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
     # The request path, outermost first.
     _install_cors(chassis)
     _install_trusted_hosts(chassis)
-    # The error boundary goes after the middleware that decorate responses (request id,
-    # security headers, CORS) so its 500s carry their headers; blocks appended below it and
-    # the app's own middleware run inside it, so their exceptions are caught too.
+    # Keep last: the innermost chassis middleware, so every block above decorates its 500s
+    # (request id, security headers, CORS) and the app's own middleware run inside it.
     chassis.outer_middleware.append(error_boundary(app.exception_handlers, settings))
 
     app.user_middleware[0:0] = chassis.outer_middleware
