@@ -21,8 +21,8 @@ import functools
 import inspect
 import logging
 import traceback
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -31,14 +31,22 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fastapi_chassis._chassis import Chassis
 from fastapi_chassis._context import get_request_id
 from fastapi_chassis._error_handlers import last_resort_handler, status_code_name, status_title
 from fastapi_chassis.errors import _type_base_var, problem_body, problem_response
-from fastapi_chassis.settings import ChassisSettings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 logger = logging.getLogger("fastapi_chassis.errors")
 
 Handler = Callable[[Request, Exception], Any]
+#: Called once for each exception the boundary logs (e.g. to record it on a trace span).
+ErrorObserver = Callable[[Exception, Scope], None]
+
+#: Key in `chassis.extensions` of the list of `ErrorObserver`s; blocks append to it in install().
+ERROR_OBSERVERS = "errors.observers"
 
 _NOT_STARTED, _STARTED, _SENT = 0, 1, 2
 
@@ -55,8 +63,10 @@ class ErrorBoundaryMiddleware:
         handlers: Mapping[Any, Handler],
         expose_details: bool = False,
         type_base_url: str | None = None,
+        observers: Sequence[ErrorObserver] = (),
     ) -> None:
         self.app = app
+        self.observers = tuple(observers)
         # Read when the middleware stack is built, after every handler has been registered.
         self.class_handlers = {
             key: handler
@@ -120,6 +130,7 @@ class ErrorBoundaryMiddleware:
                 request_id,
                 exc_info=exc,
             )
+            self._notify(exc, scope)
             return
         request = Request(scope, receive)
         handler = self._handler_for(exc)
@@ -134,11 +145,19 @@ class ErrorBoundaryMiddleware:
                 request_id,
                 exc_info=exc,
             )
+            self._notify(exc, scope)
             if self.server_error_handler is not None:
                 response = await self._call(self.server_error_handler, request, exc)
             if response is None:
                 response = self._server_error(exc, request_id)
         await response(scope, receive, send)
+
+    def _notify(self, exc: Exception, scope: Scope) -> None:
+        for observer in self.observers:
+            try:
+                observer(exc, scope)
+            except Exception:
+                logger.exception("error observer %r failed", observer)
 
     def _handler_for(self, exc: Exception) -> Handler | None:
         if isinstance(exc, HTTPException) and exc.status_code in self.status_handlers:
@@ -185,11 +204,18 @@ def _is_async(handler: Handler) -> bool:
     return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(type(target).__call__)
 
 
-def error_boundary(handlers: Mapping[Any, Handler], settings: ChassisSettings) -> Middleware:
-    """The boundary configured from `settings`; `handlers` is the app's live handler map."""
+def error_boundary(app: FastAPI, chassis: Chassis) -> Middleware:
+    """The boundary for `app`, configured from the chassis' settings.
+
+    It reads the app's handlers and the `ERROR_OBSERVERS` list when the middleware stack is
+    built, so handlers and observers added after `install()` but before serving count.
+    """
+    settings = chassis.settings
+    observers: list[ErrorObserver] = chassis.extensions.setdefault(ERROR_OBSERVERS, [])
     return Middleware(
         ErrorBoundaryMiddleware,
-        handlers=handlers,
+        handlers=app.exception_handlers,
         expose_details=settings.debug and settings.environment in ("dev", "test"),
         type_base_url=settings.errors.type_base_url,
+        observers=observers,
     )

@@ -85,7 +85,7 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
     _install_trusted_hosts(chassis)
     # Keep last: the innermost chassis middleware, so every block above decorates its 500s
     # (request id, security headers, CORS) and the app's own middleware run inside it.
-    chassis.outer_middleware.append(error_boundary(app.exception_handlers, settings))
+    chassis.outer_middleware.append(error_boundary(app, chassis))
 
     app.user_middleware[0:0] = chassis.outer_middleware
     app.user_middleware.extend(chassis.inner_middleware)

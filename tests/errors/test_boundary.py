@@ -296,3 +296,23 @@ def test_install_keeps_the_apps_own_http_exception_handler() -> None:
     assert (kept.status_code, kept.json()) == (418, {"legacy": True})
     # FastAPI's default validation handler was not the app's own, so it is replaced.
     assert validation.headers["content-type"] == "application/problem+json"
+
+
+def test_error_observers_hear_each_logged_exception_once(make_app: MakeApp) -> None:
+    from fastapi_chassis._chassis import get_chassis
+    from fastapi_chassis._error_boundary import ERROR_OBSERVERS
+
+    app = crashing_app(make_app)
+    seen: list[tuple[str, str]] = []
+
+    def observer(exc: Exception, scope: Any) -> None:
+        seen.append((type(exc).__name__, scope["path"]))
+
+    def broken_observer(exc: Exception, scope: Any) -> None:
+        raise RuntimeError("observer bug")
+
+    get_chassis(app).extensions[ERROR_OBSERVERS].extend([broken_observer, observer])
+    with TestClient(app) as client:
+        assert client.get("/crash").status_code == 500
+        assert client.get("/missing").status_code == 404  # handled: not an observed failure
+    assert seen == [("ValueError", "/crash")]
