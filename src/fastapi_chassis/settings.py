@@ -7,10 +7,9 @@ in production, refuses unsafe values with one error that lists every problem.
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fastapi_chassis._prod_checks import collect_production_problems
@@ -149,15 +148,22 @@ class ErrorsSettings(_Group):
         "(case-insensitive substring, e.g. `token` matches `x-api-token`) get a generic `msg`.",
     )
 
-    @field_validator("type_base_url")
-    @classmethod
-    def _absolute_type_base(cls, value: str | None) -> str | None:
-        if value and not re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", value):
-            raise ValueError(
-                f"{value!r} is not an absolute URI; problem types need a scheme, "
-                "e.g. https://errors.example.com/ (or leave it unset for about:blank)"
-            )
-        return value
+    @model_validator(mode="after")
+    def _absolute_type_base(self) -> ErrorsSettings:
+        base = self.type_base_url
+        if base:
+            scheme, colon, _ = base.partition(":")
+            if not (
+                colon
+                and scheme.isascii()
+                and scheme[:1].isalpha()
+                and all(c.isalnum() or c in "+.-" for c in scheme)
+            ):
+                raise ValueError(
+                    f"errors.type_base_url {base!r} is not an absolute URI; problem types need "
+                    "a scheme, e.g. https://errors.example.com/ (or leave it unset: about:blank)"
+                )
+        return self
 
 
 class AuthSettings(_Group):

@@ -226,3 +226,9 @@ def test_type_base_url_must_be_an_absolute_uri() -> None:
     with pytest.raises(ValueError, match="not an absolute URI"):
         ErrorsSettings(type_base_url="errors.example.com/")
     assert ErrorsSettings(type_base_url="urn:example:errors").type_base_url == "urn:example:errors"
+
+
+@pytest.mark.parametrize("base", ["errors.example.com/", "://x", "1http://x", "ht tp://x", "é://x"])
+def test_type_base_url_without_a_valid_scheme_is_refused(base: str) -> None:
+    with pytest.raises(ValueError, match="not an absolute URI"):
+        ErrorsSettings(type_base_url=base)
