@@ -8,7 +8,7 @@ middleware, which sit outside that point.
 from __future__ import annotations
 
 import http
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fastapi.encoders import jsonable_encoder
@@ -144,7 +144,9 @@ def field_errors(errors: Iterable[Any], redact: Sequence[str]) -> list[dict[str,
     return items
 
 
-def validation_error_handler(redact_fields: Sequence[str]) -> Any:
+def validation_error_handler(
+    redact_fields: Sequence[str],
+) -> Callable[[Request, Exception], Awaitable[Response]]:
     """A `RequestValidationError` handler that redacts `redact_fields` (case-insensitive)."""
     redact = tuple(field.lower() for field in redact_fields)
 
