@@ -1,7 +1,7 @@
 """Per-request cost of the error boundary on the success path and on a crash.
 
 Run: `PYTHONPATH=src python -m benchmarks.error_boundary`. Prints microseconds per request for a
-bare ASGI app, the same app behind the boundary (with and without a problem type base), and a
+bare ASGI app, the same app behind the boundary (alone and with the problem type base), and a
 crash rendered as a 500 problem (logging to a discarded handler).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-from fastapi_chassis._error_boundary import ErrorBoundaryMiddleware
+from fastapi_chassis._error_boundary import ErrorBoundaryMiddleware, ProblemTypeBaseMiddleware
 
 N = 20_000
 SCOPE: dict[str, Any] = {"type": "http", "method": "GET", "path": "/", "headers": []}
@@ -51,8 +51,8 @@ async def main() -> None:
     cases = {
         "bare app": ok_app,
         "boundary": ErrorBoundaryMiddleware(ok_app, handlers={}),
-        "boundary + type base": ErrorBoundaryMiddleware(
-            ok_app, handlers={}, type_base_url="https://errors.example.com/"
+        "type base + boundary": ProblemTypeBaseMiddleware(
+            ErrorBoundaryMiddleware(ok_app, handlers={}), base_url="https://errors.example.com/"
         ),
         "crash -> 500 problem": ErrorBoundaryMiddleware(crash_app, handlers={}),
     }

@@ -62,7 +62,6 @@ class ErrorBoundaryMiddleware:
         *,
         handlers: Mapping[Any, Handler],
         expose_details: bool = False,
-        type_base_url: str | None = None,
         observers: Sequence[ErrorObserver] = (),
     ) -> None:
         self.app = app
@@ -80,13 +79,11 @@ class ErrorBoundaryMiddleware:
         own = handlers.get(Exception) or handlers.get(500)
         self.server_error_handler = None if own is last_resort_handler else own
         self.expose_details = expose_details
-        self.type_base_url = type_base_url or None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = _type_base_var.set(self.type_base_url) if self.type_base_url else None
         progress = _NOT_STARTED
 
         async def send_tracking_progress(message: Message) -> None:
@@ -101,9 +98,6 @@ class ErrorBoundaryMiddleware:
             await self.app(scope, receive, send_tracking_progress)
         except Exception as exc:
             await self._handle(exc, progress, scope, receive, send)
-        finally:
-            if token is not None:
-                _type_base_var.reset(token)
 
     async def _handle(
         self, exc: Exception, progress: int, scope: Scope, receive: Receive, send: Send
@@ -204,18 +198,45 @@ def _is_async(handler: Handler) -> bool:
     return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(type(target).__call__)
 
 
-def error_boundary(app: FastAPI, chassis: Chassis) -> Middleware:
-    """The boundary for `app`, configured from the chassis' settings.
+class ProblemTypeBaseMiddleware:
+    """Make `errors.type_base_url` the base of every problem `type` built during a request.
 
-    It reads the app's handlers and the `ERROR_OBSERVERS` list when the middleware stack is
-    built, so handlers and observers added after `install()` but before serving count.
+    Outermost of the chassis stack, so middleware that answer early build the same `type`s as
+    the exception handlers. Added only when a base is configured.
+    """
+
+    def __init__(self, app: ASGIApp, *, base_url: str) -> None:
+        self.app = app
+        self.base_url = base_url
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = _type_base_var.set(self.base_url)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _type_base_var.reset(token)
+
+
+def install_error_boundary(app: FastAPI, chassis: Chassis) -> None:
+    """Add the boundary as the innermost chassis middleware (call after every other block).
+
+    The boundary reads the app's handlers and the `ERROR_OBSERVERS` list when the middleware
+    stack is built, so handlers and observers added after `install()` but before serving count.
     """
     settings = chassis.settings
     observers: list[ErrorObserver] = chassis.extensions.setdefault(ERROR_OBSERVERS, [])
-    return Middleware(
-        ErrorBoundaryMiddleware,
-        handlers=app.exception_handlers,
-        expose_details=settings.debug and settings.environment in ("dev", "test"),
-        type_base_url=settings.errors.type_base_url,
-        observers=observers,
+    chassis.outer_middleware.append(
+        Middleware(
+            ErrorBoundaryMiddleware,
+            handlers=app.exception_handlers,
+            expose_details=settings.debug and settings.environment in ("dev", "test"),
+            observers=observers,
+        )
     )
+    if settings.errors.type_base_url:
+        chassis.outer_middleware.insert(
+            0, Middleware(ProblemTypeBaseMiddleware, base_url=settings.errors.type_base_url)
+        )

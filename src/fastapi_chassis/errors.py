@@ -52,8 +52,8 @@ __all__ = [
 
 PROBLEM_JSON = "application/problem+json"
 
-#: Base URI of problem `type`s for the request being served; set by the error boundary when
-#: `errors.type_base_url` is configured, so every `problem_body()` call agrees on it.
+#: Base URI of problem `type`s for the request being served; set by the outermost chassis
+#: middleware when `errors.type_base_url` is configured, so every `problem_body()` agrees on it.
 _type_base_var: ContextVar[str | None] = ContextVar("fastapi_chassis_type_base", default=None)
 
 

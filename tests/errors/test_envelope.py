@@ -232,3 +232,33 @@ def test_type_base_url_must_be_an_absolute_uri() -> None:
 def test_type_base_url_without_a_valid_scheme_is_refused(base: str) -> None:
     with pytest.raises(ValueError, match="not an absolute URI"):
         ErrorsSettings(type_base_url=base)
+
+
+class AnswersEarly:
+    """Stands in for a chassis block that answers before the app (like the body limit)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from fastapi_chassis.errors import problem_body, problem_response
+
+        if scope["type"] == "http" and scope["path"] == "/early":
+            body = problem_body(413, title="Content Too Large", code="content_too_large")
+            await problem_response(body)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def test_middleware_outside_the_boundary_build_the_same_type_uris(make_app: MakeApp) -> None:
+    from fastapi_chassis._error_boundary import ErrorBoundaryMiddleware
+
+    settings = ChassisSettings(
+        environment="test", errors=ErrorsSettings(type_base_url="https://errors.example.com")
+    )
+    app = make_app(settings)
+    boundary_at = [m.cls for m in app.user_middleware].index(ErrorBoundaryMiddleware)
+    app.user_middleware.insert(boundary_at, Middleware(AnswersEarly))
+    with TestClient(app) as client:
+        body = assert_problem(client.get("/early"), 413, "content_too_large")
+    assert body["type"] == "https://errors.example.com/content_too_large"
