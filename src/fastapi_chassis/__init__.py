@@ -11,10 +11,12 @@ from fastapi_chassis.errors import (
     Gone,
     NotFound,
     ProblemDetail,
+    ProblemFieldError,
     ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
     UnprocessableEntity,
+    problem_responses,
 )
 from fastapi_chassis.settings import (
     AuthSettings,
@@ -58,6 +60,7 @@ __all__ = [
     "NotFound",
     "PaginationSettings",
     "ProblemDetail",
+    "ProblemFieldError",
     "ProxySettings",
     "RateLimitSettings",
     "RedisSettings",
@@ -74,4 +77,5 @@ __all__ = [
     "get_request_id",
     "get_settings",
     "install",
+    "problem_responses",
 ]

@@ -17,6 +17,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import HTTPConnection
 
 from fastapi_chassis._chassis import Chassis, get_chassis
+from fastapi_chassis._error_boundary import install_error_boundary
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
 from fastapi_chassis.settings import ChassisSettings
 from fastapi_chassis.state import install_state
@@ -84,6 +85,10 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
     # The request path, outermost first.
     _install_cors(chassis)
     _install_trusted_hosts(chassis)
+    # Keep last: the boundary is the innermost chassis middleware, so every block above
+    # decorates its 500s (request id, security headers, CORS) and the app's own middleware
+    # run inside it.
+    install_error_boundary(app, chassis)
 
     app.user_middleware[0:0] = chassis.outer_middleware
     app.user_middleware.extend(chassis.inner_middleware)

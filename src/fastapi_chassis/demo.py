@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from fastapi_chassis import ChassisSettings, CurrentSettings, NotFound, build_app
+from fastapi_chassis.errors import problem_responses
 
 
 class ServiceInfo(BaseModel):
@@ -32,9 +33,9 @@ def create_app(settings: ChassisSettings | None = None) -> FastAPI:
             environment=current.environment,
         )
 
-    @app.get("/items/{item_id}", tags=["demo"])
+    @app.get("/items/{item_id}", tags=["demo"], responses=problem_responses(404))
     async def get_item(item_id: int) -> dict[str, int | str]:
-        """A domain error: only items 1..10 exist."""
+        """A domain error: only items 1..10 exist; others answer 404 problem+json."""
         if not 1 <= item_id <= 10:
             raise NotFound(f"item {item_id} does not exist", code="item_not_found")
         return {"id": item_id, "name": f"item {item_id}"}

@@ -7,17 +7,20 @@ subclass from a handler, a dependency or a service; define your own with one sho
         status = 402
         code = "insufficient_funds"
         title = "Insufficient funds"
+
+`install_error_handlers(app)` (called by `install()`) renders them, FastAPI's and Starlette's
+own exceptions, validation failures, unknown routes and wrong methods in the same shape.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 
 from fastapi_chassis._context import get_request_id
 
@@ -34,42 +37,81 @@ __all__ = [
     "Gone",
     "NotFound",
     "ProblemDetail",
+    "ProblemFieldError",
     "ServiceUnavailable",
     "TooManyRequests",
     "Unauthorized",
     "UnprocessableEntity",
     "install_error_handlers",
     "problem_body",
+    "problem_bytes",
     "problem_response",
+    "problem_responses",
+    "problem_type",
 ]
 
 PROBLEM_JSON = "application/problem+json"
 
+#: Base URI of problem `type`s for the request being served; set by the outermost chassis
+#: middleware when `errors.type_base_url` is configured, so every `problem_body()` agrees on it.
+_type_base_var: ContextVar[str | None] = ContextVar("fastapi_chassis_type_base", default=None)
+
+
+class ProblemFieldError(BaseModel):
+    """One invalid input of a validation failure (the items of `ProblemDetail.errors`)."""
+
+    loc: str = Field(
+        description="JSON pointer to the input: its source (body, query, path, header, cookie) "
+        "then the path inside it, e.g. `/body/items/0/qty` or `/query/limit`."
+    )
+    msg: str = Field(description="Human-readable explanation; never contains the input.")
+    type: str = Field(description="Stable, machine-readable kind of failure, e.g. `int_parsing`.")
+
 
 class ProblemDetail(BaseModel):
-    """An RFC 9457 problem details object, with the chassis' extension members."""
+    """An RFC 9457 problem details object, with the chassis' extension members.
+
+    Subclass-specific members (a `ChassisError`'s `extra`) appear as additional properties.
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(default="about:blank", description="URI identifying the problem type.")
+    type: str = Field(
+        default="about:blank",
+        description="URI identifying the problem type: `errors.type_base_url` + `code`, "
+        "or `about:blank`.",
+    )
     title: str = Field(description="Short, human-readable summary of the problem type.")
     status: int = Field(description="The HTTP status code of this response.")
     detail: str | None = Field(default=None, description="Explanation of this occurrence.")
     instance: str | None = Field(default=None, description="URI of this occurrence.")
-    code: str = Field(description="Stable, machine-readable error code.")
-    request_id: str | None = Field(default=None, description="Id of the request that failed.")
+    code: str = Field(description="Stable, machine-readable error code; branch on this.")
+    request_id: str | None = Field(
+        default=None, description="Id of the request that failed; quote it in bug reports."
+    )
+    errors: list[ProblemFieldError] | None = Field(
+        default=None, description="The invalid inputs, on validation failures (422)."
+    )
 
 
 class ChassisError(Exception):
     """Base of every error the chassis raises or renders as problem+json.
 
     Class attributes give a subclass its defaults; constructor arguments override them for one
-    occurrence. `extra` members are added to the problem body; `headers` to the response.
+    occurrence. `extra` members are added to the problem body (they never replace the standard
+    members); `headers` are added to the response.
     """
 
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     title: ClassVar[str] = "Internal Server Error"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not 400 <= cls.status <= 599:
+            raise TypeError(
+                f"{cls.__name__}.status is {cls.status}; an error status must be 400-599"
+            )
 
     def __init__(
         self,
@@ -84,6 +126,8 @@ class ChassisError(Exception):
         super().__init__(detail or title or type(self).title)
         self.detail = detail
         self.status_code = status if status is not None else type(self).status
+        if not 400 <= self.status_code <= 599:
+            raise ValueError(f"status is {self.status_code}; an error status must be 400-599")
         self.error_code = code if code is not None else type(self).code
         self.error_title = title if title is not None else type(self).title
         self.headers: dict[str, str] = dict(headers or {})
@@ -98,57 +142,83 @@ class ConfigurationError(ChassisError):
 
 
 class BadRequest(ChassisError):
+    """400: the request is malformed in a way validation did not catch."""
+
     status = 400
     code = "bad_request"
     title = "Bad Request"
 
 
 class Unauthorized(ChassisError):
+    """401: missing or invalid credentials (add a `WWW-Authenticate` header)."""
+
     status = 401
     code = "unauthorized"
     title = "Unauthorized"
 
 
 class Forbidden(ChassisError):
+    """403: authenticated, but not allowed to do this."""
+
     status = 403
     code = "forbidden"
     title = "Forbidden"
 
 
 class NotFound(ChassisError):
+    """404: the resource does not exist (or the caller may not know it does)."""
+
     status = 404
     code = "not_found"
     title = "Not Found"
 
 
 class Conflict(ChassisError):
+    """409: the request conflicts with the resource's current state."""
+
     status = 409
     code = "conflict"
     title = "Conflict"
 
 
 class Gone(ChassisError):
+    """410: the resource existed and was removed for good."""
+
     status = 410
     code = "gone"
     title = "Gone"
 
 
 class UnprocessableEntity(ChassisError):
+    """422: well-formed input that breaks a business rule."""
+
     status = 422
     code = "unprocessable_entity"
     title = "Unprocessable Entity"
 
 
 class TooManyRequests(ChassisError):
+    """429: slow down (add a `Retry-After` header)."""
+
     status = 429
     code = "rate_limited"
     title = "Too Many Requests"
 
 
 class ServiceUnavailable(ChassisError):
+    """503: a dependency is down or the service is draining (add `Retry-After`)."""
+
     status = 503
     code = "service_unavailable"
     title = "Service Unavailable"
+
+
+def problem_type(code: str) -> str:
+    """The `type` URI of `code` for the current request: `type_base_url` + code, or about:blank."""
+    base = _type_base_var.get()
+    if not base:
+        return "about:blank"
+    return f"{base.rstrip('/')}/{code}"
 
 
 def problem_body(
@@ -157,12 +227,16 @@ def problem_body(
     title: str,
     code: str,
     detail: str | None = None,
-    type_: str = "about:blank",
+    type_: str | None = None,
     instance: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A problem details dict; `request_id` is filled from the current request."""
-    body: dict[str, Any] = {"type": type_, "title": title, "status": status}
+    """A problem details dict; `type` defaults to `problem_type(code)`, `request_id` is current."""
+    body: dict[str, Any] = {
+        "type": type_ if type_ is not None else problem_type(code),
+        "title": title,
+        "status": status,
+    }
     if detail is not None:
         body["detail"] = detail
     if instance is not None:
@@ -194,27 +268,25 @@ def problem_bytes(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _problem_type(request: Request, code: str) -> str:
-    chassis = getattr(request.app.state, "chassis", None)
-    base = chassis.settings.errors.type_base_url if chassis is not None else None
-    if not base:
-        return "about:blank"
-    return f"{base.rstrip('/')}/{code}"
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting problem+json answers for `statuses`.
 
+    `@app.get("/items/{id}", responses=problem_responses(404, 409))`. The schema they reference
+    is added to the document by `install()`.
+    """
+    from fastapi_chassis._openapi_problems import responses_for
 
-async def _chassis_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ChassisError)
-    body = problem_body(
-        exc.status_code,
-        title=exc.error_title,
-        code=exc.error_code,
-        detail=exc.detail,
-        type_=_problem_type(request, exc.error_code),
-        extra=exc.extra,
-    )
-    return problem_response(body, exc.headers)
+    return responses_for(statuses)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the problem+json exception handlers on `app`."""
-    app.add_exception_handler(ChassisError, _chassis_error_handler)
+    """Register the problem+json exception handlers on `app` and document them in OpenAPI.
+
+    `install()` calls it and also adds the error boundary middleware; call it yourself only when
+    wiring blocks one by one.
+    """
+    from fastapi_chassis._error_handlers import register_handlers
+    from fastapi_chassis._openapi_problems import document_problems
+
+    register_handlers(app)
+    document_problems(app)

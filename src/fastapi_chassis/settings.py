@@ -144,8 +144,26 @@ class ErrorsSettings(_Group):
     )
     redact_fields: list[str] = Field(
         default_factory=lambda: ["password", "secret", "token", "authorization"],
-        description="Input fields never echoed back in validation errors.",
+        description="Validation errors on a location containing one of these names "
+        "(case-insensitive substring, e.g. `token` matches `x-api-token`) get a generic `msg`.",
     )
+
+    @model_validator(mode="after")
+    def _absolute_type_base(self) -> ErrorsSettings:
+        base = self.type_base_url
+        if base:
+            scheme, colon, _ = base.partition(":")
+            if not (
+                colon
+                and scheme.isascii()
+                and scheme[:1].isalpha()
+                and all(c.isalnum() or c in "+.-" for c in scheme)
+            ):
+                raise ValueError(
+                    f"errors.type_base_url {base!r} is not an absolute URI; problem types need "
+                    "a scheme, e.g. https://errors.example.com/ (or leave it unset: about:blank)"
+                )
+        return self
 
 
 class AuthSettings(_Group):
