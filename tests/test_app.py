@@ -196,3 +196,39 @@ def test_settings_dependency_without_chassis_is_a_clear_error() -> None:
         pytest.raises(ConfigurationError, match="install"),
     ):
         client.get("/s")
+
+
+def test_add_middleware_after_build_app_runs_inside_the_chassis_stack() -> None:
+    app = build_app(ChassisSettings())
+    seen: list[str] = []
+
+    class Crashy:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["path"] == "/crash-in-mw":
+                raise RuntimeError("user middleware bug")
+            await self.app(scope, receive, send)
+
+    app.add_middleware(Crashy)
+
+    @app.middleware("http")
+    async def record(request: Request, call_next: Any) -> Any:
+        seen.append(request.url.path)
+        return await call_next(request)
+
+    @app.get("/ok")
+    async def ok() -> dict[str, bool]:
+        return {"ok": True}
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/ok").json() == {"ok": True}
+        crash = client.get("/crash-in-mw")
+        assert crash.status_code == 500
+        assert crash.headers["content-type"] == "application/problem+json"
+        assert crash.json()["status"] == 500
+    assert seen == ["/ok", "/crash-in-mw"]
+    classes = [m.cls for m in app.user_middleware]
+    boundary = next(i for i, cls in enumerate(classes) if cls.__name__ == "ErrorBoundaryMiddleware")
+    assert boundary < classes.index(Crashy)

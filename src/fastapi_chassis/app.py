@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, SupportsIndex, cast
 
 from fastapi import Depends, FastAPI
 from starlette.middleware import Middleware
@@ -90,9 +90,30 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
     # run inside it.
     install_error_boundary(app, chassis)
 
-    app.user_middleware[0:0] = chassis.outer_middleware
-    app.user_middleware.extend(chassis.inner_middleware)
+    app.user_middleware = _MiddlewareList(
+        [*chassis.outer_middleware, *app.user_middleware, *chassis.inner_middleware],
+        chassis_outer=len(chassis.outer_middleware),
+    )
     _compose_lifespan(app, chassis)
+
+
+class _MiddlewareList(list[Middleware]):
+    """The app's middleware list, keeping the chassis stack outermost.
+
+    Starlette's `add_middleware()` inserts at index 0, which after `build_app()` would put a
+    service's middleware outside the request id, security headers and error boundary. Inserting
+    just inside the chassis stack instead keeps every response decorated and every crash caught.
+    """
+
+    def __init__(self, items: list[Middleware], *, chassis_outer: int) -> None:
+        super().__init__(items)
+        self.chassis_outer = chassis_outer
+
+    def insert(self, index: SupportsIndex, item: Middleware, /) -> None:
+        position = int(index)
+        if 0 <= position < self.chassis_outer:
+            position = self.chassis_outer
+        super().insert(position, item)
 
 
 def _install_cors(chassis: Chassis) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_chassis import ChassisSettings, build_app
@@ -55,8 +56,8 @@ def make_app() -> Callable[..., FastAPI]:
 
     def make(settings: ChassisSettings | None = None, **kwargs: Any) -> FastAPI:
         app = build_app(settings or ChassisSettings(environment="test"), **kwargs)
-        # Like Starlette's add_middleware after build_app: outermost, outside the boundary.
-        app.add_middleware(Decorating)
+        # Outermost, where the real request-id and security-header middleware sit.
+        app.user_middleware[0:0] = [Middleware(Decorating)]
         return app
 
     return make

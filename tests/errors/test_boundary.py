@@ -112,17 +112,22 @@ def test_exception_in_the_apps_own_middleware_is_caught_inside_the_stack(
     assert_logged_once(caplog, RuntimeError)
 
 
-def test_exception_outside_the_boundary_still_gets_a_problem_500() -> None:
+def test_middleware_added_after_build_app_is_caught_by_the_boundary(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from fastapi_chassis import build_app
 
     app = build_app(ChassisSettings(environment="test"))
-    app.add_middleware(Exploding)  # added after build_app: outside the whole chassis stack
+    app.add_middleware(Exploding)  # lands just inside the chassis stack, not outermost
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.get("/mw-crash")
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "internal_error"
     assert "hunter2" not in response.text
+    [record] = tracebacks(caplog)
+    assert record.exc_info is not None
+    assert record.exc_info[0] is RuntimeError
 
 
 async def fails_before_yield() -> AsyncIterator[int]:
