@@ -170,7 +170,8 @@ class KeysetCondition:
 
     For keys `(a DESC, id ASC)` going forward past `(a0, id0)` the terms read
     `a < a0` OR (`a = a0` AND `id > id0`). Render it with `sql()` or walk `terms` to build the
-    expression in your query builder.
+    expression in your query builder; either way, also AND in the first key's inclusive bound
+    (`a <= a0`), which lets the database seek the index instead of scanning it.
     """
 
     terms: tuple[KeysetTerm, ...]
@@ -196,7 +197,23 @@ class KeysetCondition:
             branches.append("(" + " AND ".join(parts) + ")")
         if not branches:
             return "1 = 0", []
-        return "(" + " OR ".join(branches) + ")", params
+        where = "(" + " OR ".join(branches) + ")"
+        bound = self._leading_bound(q)
+        if bound is None:
+            return where, params
+        return f"{bound[0]} AND {where}", bound[1] + params
+
+    def _leading_bound(self, q: Callable[[str], str]) -> tuple[str, list[Any]] | None:
+        # The first key's comparison, repeated inclusively outside the OR: a plain range the
+        # planner can seek an index with. Without it SQLite and others scan from the start.
+        first = self.terms[0]
+        if first.value is None:
+            return None
+        column = q(first.key.name)
+        op = ">=" if first.op == ">" else "<="
+        if op == "<=" and first.key.nullable:
+            return f"({column} <= ? OR {column} IS NULL)", [first.value]
+        return f"{column} {op} ?", [first.value]
 
 
 def _compare_sql(column: str, op: str, value: Any, nullable: bool) -> tuple[str, list[Any]] | None:

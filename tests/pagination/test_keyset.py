@@ -181,7 +181,10 @@ def test_sql_condition_for_mixed_directions() -> None:
         .paginate([{"created": 5, "id": 1}, {"created": 4, "id": 2}])
     )
     window = CursorParams(cursor=page.next_cursor, limit=1, key=KEY).window(sort)
-    assert window.where_sql() == ('(("created" < ?) OR ("created" = ? AND "id" > ?))', [5, 5, 1])
+    assert window.where_sql() == (
+        '"created" <= ? AND (("created" < ?) OR ("created" = ? AND "id" > ?))',
+        [5, 5, 5, 1],
+    )
     assert window.order_by_sql() == '"created" DESC, "id" ASC'
     back = CursorParams(cursor=page.next_cursor, limit=1, key=KEY).window(sort)
     assert back.direction == "after"
@@ -200,7 +203,10 @@ def test_backward_window_reverses_comparisons_and_order() -> None:
     second = CursorParams(cursor=forward.next_cursor, limit=2, key=KEY).window(sort).paginate(rows)
     window = CursorParams(cursor=second.prev_cursor, limit=2, key=KEY).window(sort)
     assert window.backward
-    assert window.where_sql() == ('(("created" > ?) OR ("created" = ? AND "id" < ?))', [4, 4, 3])
+    assert window.where_sql() == (
+        '"created" >= ? AND (("created" > ?) OR ("created" = ? AND "id" < ?))',
+        [4, 4, 4, 3],
+    )
     assert window.order_by_sql() == '"created" ASC, "id" DESC'
     assert window.order_by_sql(nulls=True) == '"created" ASC NULLS FIRST, "id" DESC NULLS LAST'
     assert window.paginate(rows).items == rows[:2]
@@ -262,3 +268,29 @@ def test_values_read_mappings_rows_and_attributes() -> None:
     connection = sqlite_table([])
     row = connection.execute("SELECT 9 AS score, 3 AS id").fetchone()
     assert sort.values({"score": 9, "id": 3}) == sort.values(Obj()) == sort.values(row) == (9, 3)
+
+
+@pytest.mark.parametrize("sort", SPECS[:2], ids=repr)
+@pytest.mark.parametrize("backward", [False, True])
+def test_rendered_condition_lets_sqlite_seek_the_index_instead_of_scanning(
+    sort: SortSpec, backward: bool
+) -> None:
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, score INTEGER NOT NULL)")
+    connection.execute(f"CREATE INDEX t_sort ON t ({sort.order_by_sql()})")
+    rows = [{"id": i, "score": i % 5} for i in range(1, 50)]
+    connection.executemany("INSERT INTO t VALUES (:id, :score)", rows)
+    page = CursorParams(limit=10, key=KEY).window(sort).paginate(rows)
+    second = CursorParams(cursor=page.next_cursor, limit=10, key=KEY).window(sort).paginate(rows)
+    cursor = second.prev_cursor if backward else second.next_cursor
+    window = CursorParams(cursor=cursor, limit=10, key=KEY).window(sort)
+    assert window.backward is backward
+    where, args = window.where_sql()
+    plan = connection.execute(
+        f"EXPLAIN QUERY PLAN SELECT * FROM t WHERE {where} "  # noqa: S608
+        f"ORDER BY {window.order_by_sql()} LIMIT 11",
+        args,
+    ).fetchall()
+    detail = " ".join(str(step[-1]) for step in plan)
+    assert "SEARCH" in detail, detail
+    assert "TEMP B-TREE" not in detail, detail
