@@ -186,7 +186,7 @@ def pagination(
             _query("page", int, Query(1, ge=1, description="Page number, from 1.")),
             _query(
                 "size",
-                int | None,
+                int,
                 Query(
                     default_size,
                     ge=1,
@@ -236,7 +236,7 @@ def cursor_pagination(
         [
             _query(
                 "cursor",
-                str | None,
+                str,
                 Query(
                     None,
                     description="Opaque `next_cursor` or `prev_cursor` of a page; "
@@ -245,7 +245,7 @@ def cursor_pagination(
             ),
             _query(
                 "limit",
-                int | None,
+                int,
                 Query(
                     default_size,
                     ge=1,
