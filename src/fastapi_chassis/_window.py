@@ -122,7 +122,7 @@ class KeysetWindow:
 
     def paginate(self, rows: Iterable[T]) -> CursorPage[T]:
         """This window of an in-memory sequence (sorted and filtered here)."""
-        ordered = [r for r in self.sort.sorted(rows) if self.matches(r)]
+        ordered = self.sort.sorted(r for r in rows if self.matches(r))
         if self.backward:
             ordered.reverse()
         return self.page(ordered[: self.fetch])

@@ -77,15 +77,16 @@ def _check_single(request: Request, names: tuple[str, ...]) -> None:
 
 
 def _resolve_size(
-    name: str, size: int | None, default: int | None, maximum: int | None, cfg: PaginationSettings
+    name: str, size: int | None, default: int | None, maximum: int | None, settings: ChassisSettings
 ) -> int:
+    cfg = settings.pagination
     limit = maximum if maximum is not None else cfg.max_size
     if size is None:
         size = default if default is not None else cfg.default_size
         if size > limit:
             raise ConfigurationError(
-                f"default page size {size} exceeds the maximum {limit}; "
-                f"lower it or raise CHASSIS_PAGINATION__MAX_SIZE"
+                f"the route's default page size {size} exceeds the maximum {limit}; lower "
+                f"default_size or raise {settings.env_var('pagination', 'max_size')}"
             )
     elif size > limit:
         raise _invalid(
@@ -166,7 +167,7 @@ def pagination(
     ) -> PageParams:
         cfg = settings.pagination
         _check_single(request, ("page", "size"))
-        size = _resolve_size("size", size, default_size, max_size, cfg)
+        size = _resolve_size("size", size, default_size, max_size, settings)
         deepest = max_offset if max_offset is not None else cfg.max_offset
         if (page - 1) * size > deepest:
             raise _invalid(
@@ -225,7 +226,7 @@ def cursor_pagination(
         _check_single(request, ("cursor", "limit"))
         params = CursorParams(
             cursor=cursor or None,
-            limit=_resolve_size("limit", limit, default_size, max_size, cfg),
+            limit=_resolve_size("limit", limit, default_size, max_size, settings),
             key=cursor_signing_key(settings),
             max_cursor_length=cfg.cursor_max_length,
         )
