@@ -294,3 +294,15 @@ def test_rendered_condition_lets_sqlite_seek_the_index_instead_of_scanning(
     detail = " ".join(str(step[-1]) for step in plan)
     assert "SEARCH" in detail, detail
     assert "TEMP B-TREE" not in detail, detail
+
+
+def test_cursor_survives_deletion_of_its_boundary_row() -> None:
+    rows = dataset(30, seed=3)
+    sort = SPECS[1]
+    first = CursorParams(limit=10, key=KEY).window(sort).paginate(rows)
+    boundary_id = first.items[-1]["id"]
+    rows[:] = [r for r in rows if r["id"] != boundary_id]
+    second = CursorParams(cursor=first.next_cursor, limit=10, key=KEY).window(sort).paginate(rows)
+    assert second.items == sort.sorted(rows)[9:19]
+    back = CursorParams(cursor=second.prev_cursor, limit=10, key=KEY).window(sort).paginate(rows)
+    assert back.items == sort.sorted(rows)[:9]
