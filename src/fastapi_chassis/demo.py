@@ -9,7 +9,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from fastapi_chassis import ChassisSettings, CurrentSettings, NotFound, build_app
+from fastapi_chassis import (
+    ChassisSettings,
+    CurrentSettings,
+    CursorPage,
+    CursorPagination,
+    NotFound,
+    Page,
+    Pagination,
+    SortKey,
+    SortSpec,
+    build_app,
+)
 from fastapi_chassis.errors import problem_responses
 
 
@@ -17,6 +28,17 @@ class ServiceInfo(BaseModel):
     service: str
     version: str
     environment: str
+
+
+class Product(BaseModel):
+    id: int
+    name: str
+    price: int
+
+
+# 240 products with many equal prices, so paging has ties to break (by the unique id).
+PRODUCTS = [Product(id=i, name=f"product {i}", price=100 * (i % 12 + 1)) for i in range(1, 241)]
+CHEAPEST_FIRST = SortSpec("price", SortKey("id", unique=True))
 
 
 def create_app(settings: ChassisSettings | None = None) -> FastAPI:
@@ -39,6 +61,20 @@ def create_app(settings: ChassisSettings | None = None) -> FastAPI:
         if not 1 <= item_id <= 10:
             raise NotFound(f"item {item_id} does not exist", code="item_not_found")
         return {"id": item_id, "name": f"item {item_id}"}
+
+    @app.get("/catalog", tags=["demo"])
+    async def catalog(params: Pagination, max_price: int | None = None) -> Page[Product]:
+        """Offset pagination (`?page=2&size=10`) over an in-memory list."""
+        found = [p for p in PRODUCTS if max_price is None or p.price <= max_price]
+        return Page.create(found[params.offset : params.offset + params.limit], len(found), params)
+
+    @app.get("/catalog/feed", tags=["demo"])
+    async def catalog_feed(
+        params: CursorPagination, max_price: int | None = None
+    ) -> CursorPage[Product]:
+        """Cursor pagination, cheapest first: follow `next_cursor` / `prev_cursor`."""
+        found = [p for p in PRODUCTS if max_price is None or p.price <= max_price]
+        return params.window(CHEAPEST_FIRST, query={"max_price": max_price}).paginate(found)
 
     return app
 

@@ -262,7 +262,25 @@ class PaginationSettings(_Group):
     max_size: int = Field(default=100, ge=1, description="Largest page size a client may ask for.")
     cursor_secret: SecretStr | None = Field(
         default=None,
-        description="Key that signs cursors. Unset in dev/test: a random per-process key.",
+        description="Key that signs cursors (HKDF-derived). Unset: derived from auth.jwt_secret "
+        "when that is set, else a random per-process key (one worker only).",
+    )
+    max_offset: int = Field(
+        default=10_000,
+        ge=0,
+        description="Deepest row offset pagination reaches ((page - 1) * size); deeper pages "
+        "get 422. Use cursor pagination for deep listings.",
+    )
+    cursor_max_length: int = Field(
+        default=1024,
+        ge=128,
+        le=8192,
+        description="Longest cursor accepted, in characters; longer ones get 400 unread.",
+    )
+    link_header: bool = Field(
+        default=False,
+        description="Send RFC 8288 Link headers (first/prev/next/last) on every paginated "
+        "route; routes can also opt in one by one.",
     )
 
     @model_validator(mode="after")
