@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection
 
 from fastapi_chassis._chassis import Chassis, get_chassis
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
+from fastapi_chassis.ratelimit import install_rate_limit
 from fastapi_chassis.settings import ChassisSettings
 from fastapi_chassis.state import install_state
 
@@ -84,6 +85,7 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
     # The request path, outermost first.
     _install_cors(chassis)
     _install_trusted_hosts(chassis)
+    install_rate_limit(chassis)
 
     app.user_middleware[0:0] = chassis.outer_middleware
     app.user_middleware.extend(chassis.inner_middleware)

@@ -1,0 +1,231 @@
+"""Rate-limit backends: an exact sliding-window log, in memory or in Redis.
+
+"N per period" means: at most N requests in *any* window of that length, with bursts of up to
+N. Each (policy, limit, client) keeps the timestamps of the requests it admitted inside the
+current window, so a decision is exact; the memory cost is one timestamp (8 bytes in Redis) per
+admitted request still inside its window, and idle clients cost nothing once their window ends.
+
+A request checked against several limits is admitted only if every limit admits it, and a
+rejection by one limit charges none of the others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from hashlib import blake2b
+from typing import Any, Protocol, runtime_checkable
+
+from fastapi_chassis.ratelimit._limits import Limit
+from fastapi_chassis.state import RedisStore, StateStore
+
+__all__ = [
+    "Decision",
+    "LimitStatus",
+    "MemoryLimiter",
+    "RateLimiter",
+    "RedisLimiter",
+    "create_limiter",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LimitStatus:
+    """Where one limit stands for one client after a decision."""
+
+    limit: Limit
+    #: Requests still allowed in the current window.
+    remaining: int
+    #: Seconds until more quota becomes available (0 when the quota is full).
+    reset: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one check: admitted or not, and every limit's status."""
+
+    allowed: bool
+    statuses: tuple[LimitStatus, ...]
+    #: Seconds until a retry can succeed; 0 when allowed.
+    retry_after: float
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """Decides and records one request against a set of limits, atomically."""
+
+    #: "memory" or "redis".
+    kind: str
+
+    async def hit(self, policy: str, key: str, limits: Sequence[Limit]) -> Decision:
+        """Admit or reject one request by `key` under `policy`; raises `StateUnavailable`."""
+        ...
+
+
+# Bounds the cleanup work one decision does, so a mass expiry never stalls a request.
+_SWEEP_BATCH = 64
+
+
+class MemoryLimiter:
+    """One process's limits, exact under asyncio concurrency (decisions never await).
+
+    `clock` is a monotonic clock in seconds; tests inject their own.
+    """
+
+    kind = "memory"
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        # One table per window length, ordered by each log's latest admission: the front holds
+        # the logs that went idle first, so cleanup pops from the front until a live one.
+        self._tables: dict[int, OrderedDict[tuple[str, int, str], deque[float]]] = {}
+
+    async def hit(self, policy: str, key: str, limits: Sequence[Limit]) -> Decision:
+        return self.decide(policy, key, limits)
+
+    def decide(self, policy: str, key: str, limits: Sequence[Limit]) -> Decision:
+        """The synchronous decision behind `hit`."""
+        now = self.clock()
+        logs: list[deque[float]] = []
+        waits: list[float] = []
+        for limit in limits:
+            horizon = now - limit.period
+            table = self._tables.get(limit.period)
+            if table is None:
+                table = self._tables[limit.period] = OrderedDict()
+            self._sweep(table, horizon)
+            log = table.get((policy, limit.count, key))
+            if log is None:
+                log = deque()
+            while log and log[0] <= horizon:
+                log.popleft()
+            logs.append(log)
+            excess = len(log) - limit.count
+            waits.append(log[excess] - horizon if excess >= 0 else 0.0)
+        allowed = all(wait <= 0 for wait in waits)
+        if allowed:
+            for limit, log in zip(limits, logs, strict=True):
+                log.append(now)
+                table = self._tables[limit.period]
+                table[(policy, limit.count, key)] = log
+                table.move_to_end((policy, limit.count, key))
+        statuses = tuple(
+            _status(limit, len(log), log[0] - now + limit.period if log else 0.0, wait)
+            for limit, log, wait in zip(limits, logs, waits, strict=True)
+        )
+        return Decision(allowed, statuses, max(waits, default=0.0))
+
+    def _sweep(
+        self, table: OrderedDict[tuple[str, int, str], deque[float]], horizon: float
+    ) -> None:
+        for _ in range(_SWEEP_BATCH):
+            if not table:
+                return
+            first = next(iter(table))
+            log = table[first]
+            if log and log[-1] > horizon:
+                return
+            del table[first]
+
+    def __len__(self) -> int:
+        """Number of client logs held (idle ones are dropped as decisions sweep)."""
+        return sum(len(table) for table in self._tables.values())
+
+
+def _status(limit: Limit, used: int, oldest_wait: float, wait: float) -> LimitStatus:
+    remaining = max(limit.count - used, 0)
+    if wait > 0:
+        reset = wait
+    elif used:
+        reset = max(oldest_wait, 0.0)
+    else:
+        reset = 0.0
+    return LimitStatus(limit=limit, remaining=remaining, reset=reset)
+
+
+# KEYS[i]: the log of limit i, a string of little-endian doubles (ms, oldest first).
+# ARGV: period_ms_1, count_1, period_ms_2, count_2, ...
+# Reply: allowed, then per limit: used, ms until the oldest entry leaves, ms until admissible.
+_SLIDING_WINDOW_LUA = """
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+local logs, waits = {}, {}
+local allowed = 1
+for i = 1, #KEYS do
+  local period = tonumber(ARGV[2 * i - 1])
+  local limit = tonumber(ARGV[2 * i])
+  local log = redis.call('GET', KEYS[i]) or ''
+  local size = #log / 8
+  local first = 1
+  while first <= size and struct.unpack('<d', log, (first - 1) * 8 + 1) <= now - period do
+    first = first + 1
+  end
+  log = string.sub(log, (first - 1) * 8 + 1)
+  logs[i] = log
+  local live = #log / 8
+  waits[i] = 0
+  if live >= limit then
+    allowed = 0
+    waits[i] = struct.unpack('<d', log, (live - limit) * 8 + 1) + period - now
+  end
+end
+local reply = {allowed}
+for i = 1, #KEYS do
+  local period = tonumber(ARGV[2 * i - 1])
+  local log = logs[i]
+  if allowed == 1 then
+    log = log .. struct.pack('<d', now)
+    redis.call('SET', KEYS[i], log, 'PX', math.ceil(period))
+  end
+  local oldest = 0
+  if #log > 0 then oldest = struct.unpack('<d', log, 1) + period - now end
+  reply[#reply + 1] = #log / 8
+  reply[#reply + 1] = math.ceil(oldest)
+  reply[#reply + 1] = math.ceil(waits[i])
+end
+return reply
+"""
+
+
+class RedisLimiter:
+    """Limits shared by every worker and host using one Redis: one script call per decision.
+
+    The script runs atomically on Redis server time (worker clocks never matter), is sent once
+    and then invoked by digest (`EVALSHA`, reloaded after `NOSCRIPT`), and sets an expiry of one
+    window on every log it writes, so an idle client's keys vanish. Client keys are hashed, so
+    API keys never sit in Redis in clear; the logs of one client share a Redis Cluster slot.
+    """
+
+    kind = "redis"
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self._script: Any = store.client.register_script(_SLIDING_WINDOW_LUA)
+
+    async def hit(self, policy: str, key: str, limits: Sequence[Limit]) -> Decision:
+        digest = blake2b(key.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+        slot = self.store.key(f"rl:{{{policy}:{digest}}}")
+        keys = [f"{slot}:{limit.period}" for limit in limits]
+        args: list[int] = []
+        for limit in limits:
+            args += (limit.period * 1000, limit.count)
+        reply = await self.store.call(self._script(keys=keys, args=args))
+        allowed = int(reply[0]) == 1
+        statuses = []
+        retry = 0.0
+        for i, limit in enumerate(limits):
+            used, oldest_ms, wait_ms = (int(v) for v in reply[1 + 3 * i : 4 + 3 * i])
+            wait = max(wait_ms, 1) / 1000 if not allowed and wait_ms > 0 else 0.0
+            retry = max(retry, wait)
+            statuses.append(_status(limit, used, oldest_ms / 1000, wait))
+        return Decision(allowed, tuple(statuses), retry)
+
+
+def create_limiter(store: StateStore) -> RateLimiter:
+    """The limiter matching an app's shared-state store: Redis if configured, else memory."""
+    if isinstance(store, RedisStore):
+        return RedisLimiter(store)
+    return MemoryLimiter()
