@@ -202,6 +202,12 @@ class RedisSettings(_Group):
     )
     socket_timeout: float = Field(default=0.25, gt=0, description="Per-command timeout, seconds.")
     connect_timeout: float = Field(default=0.5, gt=0, description="Connect timeout, seconds.")
+    max_connections: int = Field(
+        default=50,
+        ge=1,
+        description="Connections per process; callers beyond it wait for a free one "
+        "(within the timeouts).",
+    )
 
 
 class LoggingSettings(_Group):
