@@ -16,6 +16,7 @@ from fastapi_chassis.errors import (
     Unauthorized,
     UnprocessableEntity,
 )
+from fastapi_chassis.ratelimit import RateLimitMiddleware, rate_limit
 from fastapi_chassis.settings import (
     AuthSettings,
     BodyLimitSettings,
@@ -59,6 +60,7 @@ __all__ = [
     "PaginationSettings",
     "ProblemDetail",
     "ProxySettings",
+    "RateLimitMiddleware",
     "RateLimitSettings",
     "RedisSettings",
     "RequestIDSettings",
@@ -74,4 +76,5 @@ __all__ = [
     "get_request_id",
     "get_settings",
     "install",
+    "rate_limit",
 ]

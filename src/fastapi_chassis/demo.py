@@ -6,10 +6,10 @@ Each building block adds its part here.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
-from fastapi_chassis import ChassisSettings, CurrentSettings, NotFound, build_app
+from fastapi_chassis import ChassisSettings, CurrentSettings, NotFound, build_app, rate_limit
 
 
 class ServiceInfo(BaseModel):
@@ -38,6 +38,11 @@ def create_app(settings: ChassisSettings | None = None) -> FastAPI:
         if not 1 <= item_id <= 10:
             raise NotFound(f"item {item_id} does not exist", code="item_not_found")
         return {"id": item_id, "name": f"item {item_id}"}
+
+    @app.get("/limited", tags=["demo"], dependencies=[Depends(rate_limit("5/minute"))])
+    async def limited() -> dict[str, str]:
+        """Five calls a minute per client; the sixth gets 429 with Retry-After."""
+        return {"status": "ok"}
 
     return app
 
