@@ -2,8 +2,11 @@
 
 "N per period" means: at most N requests in *any* window of that length, with bursts of up to
 N. Each (policy, limit, client) keeps the timestamps of the requests it admitted inside the
-current window, so a decision is exact; the memory cost is one timestamp (8 bytes in Redis) per
-admitted request still inside its window, and idle clients cost nothing once their window ends.
+current window, so a decision is exact, and idle clients cost nothing once their window ends.
+
+The price of exactness is memory: one entry per admitted request still inside its window (Redis
+stores up to 128 of them compactly, larger logs at roughly 80 bytes an entry), so very large
+quotas per client ("100000/day") are cheaper with an API gateway's approximate counters.
 
 A request checked against several limits is admitted only if every limit admits it, and a
 rejection by one limit charges none of the others.
@@ -88,34 +91,38 @@ class MemoryLimiter:
     def decide(self, policy: str, key: str, limits: Sequence[Limit]) -> Decision:
         """The synchronous decision behind `hit`."""
         now = self.clock()
-        logs: list[deque[float]] = []
-        waits: list[float] = []
+        found = []
+        allowed = True
         for limit in limits:
             horizon = now - limit.period
             table = self._tables.get(limit.period)
             if table is None:
                 table = self._tables[limit.period] = OrderedDict()
-            self._sweep(table, horizon)
-            log = table.get((policy, limit.count, key))
+            else:
+                self._sweep(table, horizon)
+            ident = (policy, limit.count, key)
+            log = table.get(ident)
             if log is None:
                 log = deque()
-            while log and log[0] <= horizon:
-                log.popleft()
-            logs.append(log)
+            else:
+                while log and log[0] <= horizon:
+                    log.popleft()
             excess = len(log) - limit.count
-            waits.append(log[excess] - horizon if excess >= 0 else 0.0)
-        allowed = all(wait <= 0 for wait in waits)
-        if allowed:
-            for limit, log in zip(limits, logs, strict=True):
+            wait = log[excess] - horizon if excess >= 0 else 0.0
+            if wait > 0:
+                allowed = False
+            found.append((limit, table, ident, log, wait))
+        statuses = []
+        retry = 0.0
+        for limit, table, ident, log, wait in found:
+            if allowed:
                 log.append(now)
-                table = self._tables[limit.period]
-                table[(policy, limit.count, key)] = log
-                table.move_to_end((policy, limit.count, key))
-        statuses = tuple(
-            _status(limit, len(log), log[0] - now + limit.period if log else 0.0, wait)
-            for limit, log, wait in zip(limits, logs, waits, strict=True)
-        )
-        return Decision(allowed, statuses, max(waits, default=0.0))
+                table[ident] = log
+                table.move_to_end(ident)
+            retry = max(retry, wait)
+            oldest = log[0] - now + limit.period if log else 0.0
+            statuses.append(_status(limit, len(log), oldest, wait))
+        return Decision(allowed, tuple(statuses), retry)
 
     def _sweep(
         self, table: OrderedDict[tuple[str, int, str], deque[float]], horizon: float
@@ -145,44 +152,43 @@ def _status(limit: Limit, used: int, oldest_wait: float, wait: float) -> LimitSt
     return LimitStatus(limit=limit, remaining=remaining, reset=reset)
 
 
-# KEYS[i]: the log of limit i, a string of little-endian doubles (ms, oldest first).
+# KEYS[i]: the log of limit i, a sorted set of admission times (ms, as scores).
 # ARGV: period_ms_1, count_1, period_ms_2, count_2, ...
 # Reply: allowed, then per limit: used, ms until the oldest entry leaves, ms until admissible.
+# Times go to Redis through '%.3f' because Lua's own number-to-string keeps only 14 digits.
 _SLIDING_WINDOW_LUA = """
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
-local logs, waits = {}, {}
+local used, waits = {}, {}
 local allowed = 1
 for i = 1, #KEYS do
   local period = tonumber(ARGV[2 * i - 1])
   local limit = tonumber(ARGV[2 * i])
-  local log = redis.call('GET', KEYS[i]) or ''
-  local size = #log / 8
-  local first = 1
-  while first <= size and struct.unpack('<d', log, (first - 1) * 8 + 1) <= now - period do
-    first = first + 1
-  end
-  log = string.sub(log, (first - 1) * 8 + 1)
-  logs[i] = log
-  local live = #log / 8
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', string.format('%.3f', now - period))
+  used[i] = redis.call('ZCARD', KEYS[i])
   waits[i] = 0
-  if live >= limit then
+  if used[i] >= limit then
     allowed = 0
-    waits[i] = struct.unpack('<d', log, (live - limit) * 8 + 1) + period - now
+    local nth = redis.call('ZRANGE', KEYS[i], used[i] - limit, used[i] - limit, 'WITHSCORES')
+    waits[i] = tonumber(nth[2]) + period - now
   end
 end
 local reply = {allowed}
 for i = 1, #KEYS do
   local period = tonumber(ARGV[2 * i - 1])
-  local log = logs[i]
   if allowed == 1 then
-    log = log .. struct.pack('<d', now)
-    redis.call('SET', KEYS[i], log, 'PX', math.ceil(period))
+    -- The member only has to be unique: same-microsecond admissions differ by their count.
+    local at = string.format('%.3f', now)
+    redis.call('ZADD', KEYS[i], at, at .. ':' .. used[i])
+    redis.call('PEXPIRE', KEYS[i], math.ceil(period))
+    used[i] = used[i] + 1
   end
   local oldest = 0
-  if #log > 0 then oldest = struct.unpack('<d', log, 1) + period - now end
-  reply[#reply + 1] = #log / 8
+  if used[i] > 0 then
+    oldest = tonumber(redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')[2]) + period - now
+  end
+  reply[#reply + 1] = used[i]
   reply[#reply + 1] = math.ceil(oldest)
   reply[#reply + 1] = math.ceil(waits[i])
 end

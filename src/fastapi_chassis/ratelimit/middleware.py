@@ -69,7 +69,10 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         runtime = self.runtime
-        key = self.key(Request(scope))
+        if self.key is by_client_ip:  # the common case, without building a Request
+            key = runtime.proxies.client_ip(scope) or "unknown"
+        else:
+            key = self.key(Request(scope))
         if key in runtime.exempt_keys:
             await self.app(scope, receive, send)
             return
