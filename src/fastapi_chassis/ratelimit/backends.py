@@ -4,8 +4,8 @@
 N. Each (policy, limit, client) keeps the timestamps of the requests it admitted inside the
 current window, so a decision is exact, and idle clients cost nothing once their window ends.
 
-The price of exactness is memory: one entry per admitted request still inside its window (Redis
-stores up to 128 of them compactly, larger logs at roughly 80 bytes an entry), so very large
+The price of exactness is memory: one entry per admitted request still inside its window. In
+Redis a full "100/minute" log takes 5 KB and a full "1000/minute" one 120 KB, so very large
 quotas per client ("100000/day") are cheaper with an API gateway's approximate counters.
 
 A request checked against several limits is admitted only if every limit admits it, and a
