@@ -140,3 +140,40 @@ async def test_works_on_a_plain_fastapi_app_with_the_error_handlers() -> None:
         rejected = await http.get("/")
     assert rejected.status_code == 429
     assert rejected.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.anyio
+async def test_route_limits_see_clients_behind_trusted_proxies(clock: FakeClock) -> None:
+    from fastapi_chassis import ProxySettings
+
+    settings = settings_for(None)
+    settings.proxy = ProxySettings(trusted=["10.0.0.0/8"])
+    app = make_app(settings)
+    get_rate_limiting(app).limiter = MemoryLimiter(clock=clock)
+    statuses = []
+    async with serve(app, client=("10.0.0.2", 1)) as proxy:
+        for client in ["192.0.2.1"] * 4 + ["192.0.2.2"]:
+            response = await proxy.post("/login", headers={"X-Forwarded-For": client})
+            statuses.append(response.status_code)
+    async with serve(app, client=("198.51.100.1", 1)) as direct:
+        for client in ["192.0.2.3", "192.0.2.4", "192.0.2.5", "192.0.2.6"]:
+            response = await direct.post("/login", headers={"X-Forwarded-For": client})
+            statuses.append(response.status_code)
+    # Behind the proxy each forwarded client has its own budget; direct, the spoofed header
+    # is ignored and all four count against the peer.
+    assert statuses[:5] == [200, 200, 200, 429, 200]
+    assert statuses[5:] == [200, 200, 200, 429]
+
+
+@pytest.mark.anyio
+async def test_a_non_ascii_route_path_still_makes_a_valid_policy_name(clock: FakeClock) -> None:
+    app = _app(clock)
+
+    @app.get("/café", dependencies=[Depends(rate_limit("1/minute"))])
+    async def cafe() -> dict[str, str]:
+        return {}
+
+    async with serve(app) as http:
+        response = await http.get("/café")
+    assert response.status_code == 200
+    assert response.headers["RateLimit-Policy"] == '"/caf_";q=1;w=60'

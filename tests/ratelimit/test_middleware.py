@@ -236,3 +236,41 @@ async def test_standalone_middleware_on_a_plain_app(caplog: pytest.LogCaptureFix
     assert second.status_code == 429
     assert second.json()["type"] == "about:blank"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_store_failures_warn_once_per_interval_with_a_count(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fastapi_chassis.ratelimit import RateLimiting
+    from fastapi_chassis.state import StateUnavailable
+
+    runtime = RateLimiting(clock=clock, warn_interval=30, fail_open=False)
+    failure = StateUnavailable("down", extra={"reason": "TimeoutError"})
+    with caplog.at_level(logging.WARNING, "fastapi_chassis.ratelimit"):
+        for _ in range(3):
+            runtime.store_failed("default", failure)
+            clock.now += 10
+        runtime.store_failed("default", failure)
+    messages = [r.getMessage() for r in caplog.records if r.name == "fastapi_chassis.ratelimit"]
+    assert len(messages) == 2
+    assert "TimeoutError" in messages[0]
+    assert "failing closed" in messages[0]
+    assert "2 similar failure(s)" in messages[1]
+
+
+@pytest.mark.anyio
+async def test_problem_type_follows_the_errors_base_url(clock: FakeClock) -> None:
+    settings = ChassisSettings(
+        rate_limit=RateLimitSettings(enabled=True, default="1/minute"),
+        errors={"type_base_url": "https://errors.example.com/"},  # type: ignore[arg-type]
+    )
+    app = make_app(settings)
+    _frozen(app, clock)
+    async with serve(app) as http:
+        await http.get("/ping")
+        rejected = await http.get("/ping")
+        await http.post("/login")
+        route_rejected = await http.post("/login")
+    assert rejected.json()["type"] == "https://errors.example.com/rate_limited"
+    assert route_rejected.status_code == 429
+    assert route_rejected.json()["type"] == "https://errors.example.com/rate_limited"

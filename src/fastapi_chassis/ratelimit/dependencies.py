@@ -39,7 +39,9 @@ def rate_limit(
     share one. Rejections raise `TooManyRequests` (429 problem+json with `Retry-After`), so the
     handler does not run; admitted responses carry the `RateLimit` headers. The app's limiter
     (memory or Redis), trusted proxies, exempt keys and fail-open choice come from its
-    `rate_limit` settings, whether or not the global limit is enabled.
+    `rate_limit` settings, whether or not the global limit is enabled. Outside a chassis app,
+    a process-wide memory limiter counts and the socket peer is the client; the app needs
+    `fastapi_chassis.errors.install_error_handlers` to answer 429 as problem+json.
 
     Raises:
         ConfigurationError: at definition time, when `limits` or `name` cannot be used.
@@ -47,15 +49,18 @@ def rate_limit(
     parsed = parse_limits(limits, setting=f"rate_limit({limits!r})")
     if name is not None:
         policy_names(name, parsed)
-    cache: dict[str, tuple[tuple[str, ...], bytes]] = {}
+    # Per route path: the policy name, its header names and its RateLimit-Policy value.
+    cache: dict[str, tuple[str, tuple[str, ...], bytes]] = {}
 
     async def dependency(request: Request, response: Response) -> None:
         runtime = _runtime_of(request)
-        policy = name if name is not None else _route_path(request)
-        headers_for = cache.get(policy)
-        if headers_for is None:
+        path = _route_path(request)
+        found = cache.get(path)
+        if found is None:
+            policy = name if name is not None else _header_safe(path)
             names = policy_names(policy, parsed)
-            headers_for = cache[policy] = (names, policy_header(names, parsed))
+            found = cache[path] = (policy, names, policy_header(names, parsed))
+        policy, names, policy_value = found
         client = key(request)
         if client in runtime.exempt_keys:
             return
@@ -70,7 +75,6 @@ def rate_limit(
                 code="rate_limit_unavailable",
                 headers={"Retry-After": "1"},
             ) from exc
-        names, policy_value = headers_for
         headers = decision_headers(names, policy_value, decision, legacy=runtime.legacy_headers)
         if not decision.allowed:
             runtime.emit(RateLimitEvent("rejected", policy))
@@ -92,5 +96,9 @@ def _runtime_of(request: Request) -> RateLimiting:
 
 def _route_path(request: Request) -> str:
     route = request.scope.get("route")
-    path = getattr(route, "path", None)
-    return str(path) if path else str(request.scope.get("path", "/"))
+    return str(getattr(route, "path", None) or request.scope.get("path", "/"))
+
+
+def _header_safe(path: str) -> str:
+    # The name goes into a structured header: keep it to printable ASCII without quotes.
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in path)
