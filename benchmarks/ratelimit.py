@@ -70,6 +70,13 @@ async def redis_decisions(url: str, total: int, concurrency: int) -> None:
 
     print(f"redis limiter ({url}, redis-py {redis.__version__})")
     try:
+        samples = []
+        for _ in range(500):
+            start = time.perf_counter()
+            await store.client.ping()
+            samples.append(time.perf_counter() - start)
+        ping = statistics.median(samples) * 1e6
+        print(f"  {'PING round trip (median, for scale)':<52} {ping:9.0f} µs")
         queue = iter(range(total))
 
         async def worker() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from fastapi import Request
+from fastapi import Request, WebSocket
 
 from fastapi_chassis import ChassisSettings, ProxySettings, RateLimitSettings, build_app
 from fastapi_chassis.ratelimit import (
@@ -274,3 +274,22 @@ async def test_problem_type_follows_the_errors_base_url(clock: FakeClock) -> Non
     assert rejected.json()["type"] == "https://errors.example.com/rate_limited"
     assert route_rejected.status_code == 429
     assert route_rejected.json()["type"] == "https://errors.example.com/rate_limited"
+
+
+def test_websockets_pass_through_untouched() -> None:
+    from fastapi.testclient import TestClient
+
+    app = make_app(settings_for("1/minute"))
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        await socket.send_text("hi")
+        await socket.close()
+
+    with TestClient(app) as client:
+        for _ in range(3):
+            with client.websocket_connect("/ws") as connection:
+                assert connection.receive_text() == "hi"
+        assert client.get("/ping").status_code == 200
+        assert client.get("/ping").status_code == 429
