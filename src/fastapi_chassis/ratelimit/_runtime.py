@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fastapi_chassis._proxy import TrustedProxies
-from fastapi_chassis.errors import PROBLEM_JSON, problem_body, problem_bytes
+from fastapi_chassis.errors import PROBLEM_JSON, ConfigurationError, problem_body, problem_bytes
 from fastapi_chassis.ratelimit._limits import Limit
 from fastapi_chassis.ratelimit.backends import Decision, MemoryLimiter, RateLimiter
 
@@ -50,6 +50,7 @@ class RateLimiting:
     _suppressed: int = field(default=0, repr=False)
 
     def emit(self, event: RateLimitEvent) -> None:
+        """Call every listener with `event`; a failing listener is logged, never raised."""
         for listener in self.listeners:
             try:
                 listener(event)
@@ -83,8 +84,6 @@ class RateLimiting:
 
 
 def _check_name(name: str) -> str:
-    from fastapi_chassis.errors import ConfigurationError
-
     if not name or not all(" " <= c <= "~" and c not in '"\\' for c in name):
         raise ConfigurationError(
             f"rate-limit policy name {name!r} must be printable ASCII without quotes or "
@@ -135,6 +134,7 @@ def retry_after_seconds(decision: Decision) -> int:
 
 
 def rejection_detail(decision: Decision) -> str:
+    """The 429 `detail`: which limits are spent and when to come back."""
     blocking = [str(s.limit) for s in decision.statuses if s.remaining == 0]
     return (
         f"rate limit {', '.join(blocking) or 'exceeded'} reached; "
