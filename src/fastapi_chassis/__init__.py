@@ -36,6 +36,7 @@ from fastapi_chassis.pagination import (
     pagination,
     set_link_header,
 )
+from fastapi_chassis.ratelimit import RateLimitMiddleware, rate_limit
 from fastapi_chassis.settings import (
     AuthSettings,
     BodyLimitSettings,
@@ -90,6 +91,7 @@ __all__ = [
     "ProblemDetail",
     "ProblemFieldError",
     "ProxySettings",
+    "RateLimitMiddleware",
     "RateLimitSettings",
     "RedisSettings",
     "RequestIDSettings",
@@ -111,5 +113,6 @@ __all__ = [
     "install",
     "pagination",
     "problem_responses",
+    "rate_limit",
     "set_link_header",
 ]

@@ -19,6 +19,7 @@ from starlette.requests import HTTPConnection
 from fastapi_chassis._chassis import Chassis, get_chassis
 from fastapi_chassis._error_boundary import install_error_boundary
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
+from fastapi_chassis.ratelimit import install_rate_limit
 from fastapi_chassis.settings import ChassisSettings
 from fastapi_chassis.state import install_state
 
@@ -85,6 +86,7 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
     # The request path, outermost first.
     _install_cors(chassis)
     _install_trusted_hosts(chassis)
+    install_rate_limit(chassis)
     # Keep last: the boundary is the innermost chassis middleware, so every block above
     # decorates its 500s (request id, security headers, CORS) and the app's own middleware
     # run inside it.

@@ -6,7 +6,7 @@ Each building block adds its part here.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
 from fastapi_chassis import (
@@ -20,6 +20,7 @@ from fastapi_chassis import (
     SortKey,
     SortSpec,
     build_app,
+    rate_limit,
 )
 from fastapi_chassis.errors import problem_responses
 
@@ -75,6 +76,11 @@ def create_app(settings: ChassisSettings | None = None) -> FastAPI:
         """Cursor pagination, cheapest first: follow `next_cursor` / `prev_cursor`."""
         found = [p for p in PRODUCTS if max_price is None or p.price <= max_price]
         return params.window(CHEAPEST_FIRST, query={"max_price": max_price}).paginate(found)
+
+    @app.get("/limited", tags=["demo"], dependencies=[Depends(rate_limit("5/minute"))])
+    async def limited() -> dict[str, str]:
+        """Five calls a minute per client; the sixth gets 429 with Retry-After."""
+        return {"status": "ok"}
 
     return app
 

@@ -190,6 +190,26 @@ class RateLimitSettings(_Group):
     fail_open: bool = Field(
         default=True, description="Allow requests when the shared store is down (else 503)."
     )
+    exempt_paths: list[str] | None = Field(
+        default=None,
+        description="Paths (and everything below them) the global limit skips; "
+        "unset: the health and metrics paths.",
+    )
+    exempt_keys: list[str] = Field(
+        default_factory=list,
+        description='Client keys never limited, e.g. "10.0.0.7" or "x-api-key:monitoring".',
+    )
+    key_header: str | None = Field(
+        default=None,
+        description="Key the global limit by this header (e.g. X-API-Key), falling back to "
+        "the client IP; unset: by client IP.",
+    )
+    legacy_headers: bool = Field(
+        default=False, description="Also send X-RateLimit-Limit/-Remaining/-Reset."
+    )
+    warn_interval: float = Field(
+        default=60.0, gt=0, description="Least seconds between two store-failure warnings."
+    )
 
 
 class RedisSettings(_Group):
@@ -200,6 +220,12 @@ class RedisSettings(_Group):
     )
     socket_timeout: float = Field(default=0.25, gt=0, description="Per-command timeout, seconds.")
     connect_timeout: float = Field(default=0.5, gt=0, description="Connect timeout, seconds.")
+    max_connections: int = Field(
+        default=50,
+        ge=1,
+        description="Connections per process; callers beyond it wait for a free one "
+        "(within the timeouts).",
+    )
 
 
 class LoggingSettings(_Group):

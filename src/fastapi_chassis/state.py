@@ -143,15 +143,18 @@ class RedisStore:
                 "CHASSIS_REDIS__URL is set but the redis client is not installed: "
                 'pip install "fastapi-chassis[redis]"'
             ) from exc
-        client = redis_asyncio.Redis.from_url(
+        timeout = settings.socket_timeout + settings.connect_timeout
+        # A blocking pool queues callers for a free connection (within the call timeout)
+        # instead of failing them when a burst outnumbers the pool.
+        pool = redis_asyncio.BlockingConnectionPool.from_url(
             settings.url.get_secret_value(),
+            max_connections=settings.max_connections,
+            timeout=timeout,
             socket_timeout=settings.socket_timeout,
             socket_connect_timeout=settings.connect_timeout,
             decode_responses=False,
         )
-        return cls(
-            client, prefix=prefix, timeout=settings.socket_timeout + settings.connect_timeout
-        )
+        return cls(redis_asyncio.Redis.from_pool(pool), prefix=prefix, timeout=timeout)
 
     def key(self, key: str) -> str:
         """The Redis key for a store key."""
