@@ -16,6 +16,8 @@ from fastapi_chassis.errors import (
     Unauthorized,
     UnprocessableEntity,
 )
+from fastapi_chassis.middleware.access_log import AccessLogMiddleware
+from fastapi_chassis.observability.logging import Logger, configure_logging
 from fastapi_chassis.settings import (
     AuthSettings,
     BodyLimitSettings,
@@ -39,6 +41,7 @@ from fastapi_chassis.settings import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessLogMiddleware",
     "AuthSettings",
     "BadRequest",
     "BodyLimitSettings",
@@ -53,6 +56,7 @@ __all__ = [
     "Forbidden",
     "Gone",
     "HealthSettings",
+    "Logger",
     "LoggingSettings",
     "MetricsSettings",
     "NotFound",
@@ -71,6 +75,7 @@ __all__ = [
     "UnprocessableEntity",
     "__version__",
     "build_app",
+    "configure_logging",
     "get_request_id",
     "get_settings",
     "install",
