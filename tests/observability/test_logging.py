@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+import json
 import logging
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +25,7 @@ from fastapi_chassis import ChassisSettings, LoggingSettings, build_app
 from fastapi_chassis._context import subject_var
 from fastapi_chassis.observability import REDACTED, Logger, Redactor, configure_logging
 from tests._logs import LogCapture, SetRequestId, capture_logs
+from tests.conftest import ROOT, subprocess_env
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 JSON = ChassisSettings(logging=LoggingSettings(json_output=True))
@@ -349,3 +356,82 @@ def test_install_leaves_logging_alone_when_configure_is_off() -> None:
         assert structlog.get_config()["processors"] is not marker
     finally:
         configure_logging(ChassisSettings())
+
+
+def test_structured_logs_example_runs_and_masks_the_password() -> None:
+    code = (
+        "from fastapi.testclient import TestClient\n"
+        "from examples.structured_logs import app\n"
+        "with TestClient(app) as c:\n"
+        "    body = {'user': 'ada', 'password': 'hunter2'}\n"
+        "    assert c.post('/login', json=body).json() == {'ok': True}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=subprocess_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    (attempt,) = [line for line in lines if line["event"] == "login attempt"]
+    assert attempt["credentials"] == {"user": "ada", "password": REDACTED}
+    assert attempt["route"] == "/login"
+    (access,) = [line for line in lines if line.get("logger") == "fastapi_chassis.access"]
+    assert (access["route"], access["status"]) == ("/login", 200)
+    assert "hunter2" not in result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_under_uvicorn_server_lines_and_access_lines_share_the_format() -> None:
+    pytest.importorskip("uvicorn")
+    port = _free_port()
+    code = (
+        "import uvicorn\n"
+        f"uvicorn.run('examples.structured_logs:app', host='127.0.0.1', port={port})\n"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+    try:
+        response = None
+        for _ in range(100):
+            try:
+                response = httpx.post(
+                    f"http://127.0.0.1:{port}/login",
+                    json={"user": "ada", "password": "hunter2"},
+                    headers={"user-agent": "probe/1"},
+                )
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert response is not None
+        assert response.status_code == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=30)
+    lines = [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
+    assert len(lines) == len((out + err).strip().splitlines()), out + err
+    loggers = {line["logger"] for line in lines}
+    assert {"uvicorn.error", "fastapi_chassis.access", "examples.structured_logs"} <= loggers
+    assert "uvicorn.access" not in loggers
+    (access,) = [line for line in lines if line["logger"] == "fastapi_chassis.access"]
+    assert (access["route"], access["client"], access["user_agent"]) == (
+        "/login",
+        "127.0.0.1",
+        "probe/1",
+    )
+    assert "hunter2" not in out + err
