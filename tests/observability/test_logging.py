@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -435,3 +436,24 @@ def test_under_uvicorn_server_lines_and_access_lines_share_the_format() -> None:
         "probe/1",
     )
     assert "hunter2" not in out + err
+
+
+class _BrokenPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError("reader went away")
+
+
+def test_a_broken_log_stream_does_not_fail_the_request() -> None:
+    app = _app()
+
+    @app.get("/ok")
+    async def ok(log: Logger) -> dict[str, bool]:
+        log.info("about to answer")
+        return {"ok": True}
+
+    configure_logging(JSON, stream=_BrokenPipe())
+    try:
+        with TestClient(app) as client:
+            assert client.get("/ok").json() == {"ok": True}
+    finally:
+        configure_logging(ChassisSettings())

@@ -23,98 +23,18 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
 from typing import IO, Annotated, Any, cast
 
 import structlog
 from fastapi import Depends
-from pydantic import Secret, SecretBytes, SecretStr
 from starlette.requests import HTTPConnection
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from fastapi_chassis._context import request_id_var, subject_var
+from fastapi_chassis.observability._redact import REDACTED, Redactor
 from fastapi_chassis.settings import ChassisSettings
 
 __all__ = ["REDACTED", "Logger", "Redactor", "configure_logging", "get_logger"]
-
-#: What a redacted value renders as.
-REDACTED = "[redacted]"
-
-_SECRET_TYPES = (Secret, SecretStr, SecretBytes)
-_PLAIN = (str, int, float, bool, type(None))
-_PLAIN_TYPES = frozenset(_PLAIN)
-_MAX_DEPTH = 16
-_CACHE_LIMIT = 4096
-
-
-class Redactor:
-    """Processor masking sensitive keys at any depth, and every pydantic secret value.
-
-    A key is sensitive when, lower-cased with `-` read as `_`, it contains one of `keys`
-    (`"token"` masks `access_token` and `X-Token`). Mappings, lists, tuples and header lists
-    (`[(name, value), ...]`, str or bytes) are searched; they are copied, never mutated.
-    """
-
-    __slots__ = ("_cache", "_keys")
-
-    def __init__(self, keys: Iterable[str]) -> None:
-        self._keys = frozenset(_normalise(k) for k in keys if k)
-        self._cache: dict[str, bool] = {}
-
-    def is_sensitive(self, key: str) -> bool:
-        """Whether values under `key` are masked."""
-        hit = self._cache.get(key)
-        if hit is None:
-            norm = _normalise(key)
-            hit = any(k in norm for k in self._keys)
-            # Keys can be client-controlled (logged headers): bound the memo.
-            if len(self._cache) < _CACHE_LIMIT:
-                self._cache[key] = hit
-        return hit
-
-    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-        for key, value in event_dict.items():
-            if key != "event" and self.is_sensitive(key):
-                event_dict[key] = REDACTED
-            elif type(value) not in _PLAIN_TYPES:
-                event_dict[key] = self._scrub(value, 0)
-        return event_dict
-
-    def _key_is_sensitive(self, key: object) -> bool:
-        if isinstance(key, str):
-            return self.is_sensitive(key)
-        if isinstance(key, bytes):
-            return self.is_sensitive(key.decode("latin-1"))
-        return False
-
-    def _scrub(self, value: Any, depth: int) -> Any:
-        if isinstance(value, _PLAIN):
-            return value
-        if isinstance(value, _SECRET_TYPES):
-            return REDACTED
-        if depth >= _MAX_DEPTH:
-            return REDACTED
-        if isinstance(value, Mapping):
-            return {
-                _text(k): REDACTED if self._key_is_sensitive(k) else self._scrub(v, depth + 1)
-                for k, v in value.items()
-            }
-        if isinstance(value, tuple):
-            if len(value) == 2 and self._key_is_sensitive(value[0]):
-                return (value[0], REDACTED)
-            return tuple(self._scrub(v, depth + 1) for v in value)
-        if isinstance(value, list):
-            return [self._scrub(v, depth + 1) for v in value]
-        return value
-
-
-def _normalise(key: str) -> str:
-    return key.lower().replace("-", "_")
-
-
-def _text(value: object) -> object:
-    # ASGI headers are bytes; JSON objects need text keys.
-    return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
 def _json_default(value: object) -> object:
@@ -223,7 +143,12 @@ class _SinkLogger:
         self.name = name
 
     def msg(self, message: str) -> None:
-        self._sink.write(message)
+        try:
+            self._sink.write(message)
+        except (OSError, ValueError):
+            # A closed or broken stream (stdout piped into `head`, interpreter shutdown) must
+            # not turn a log call into a failed request; the standard library drops it too.
+            return
 
     log = debug = info = warn = warning = error = err = critical = fatal = exception = msg
     failure = msg
@@ -339,5 +264,5 @@ async def get_logger(connection: HTTPConnection) -> FilteringBoundLogger:
     return logger.bind()
 
 
-#: A handler parameter `log: Logger` receives a bound structlog logger for the request.
 Logger = Annotated[FilteringBoundLogger, Depends(get_logger)]
+"""Dependency alias: a handler parameter `log: Logger` gets the request's bound logger."""
