@@ -357,3 +357,18 @@ def test_mounted_app_template_when_the_route_is_left_in_scope(logs: LogCapture) 
     with TestClient(app) as client:
         client.get("/v1/items/5")
     assert logs.access()[0]["route"] == "/v1/items/{item_id}"
+
+
+@pytest.mark.anyio
+async def test_pathsend_file_responses_count_the_announced_size(logs: LogCapture) -> None:
+    async def sends_file(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"text/css"), (b"content-length", b"1234")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.pathsend", "path": "/srv/site.css"})
+
+    logs.configure()
+    sent = await _drive(AccessLogMiddleware(sends_file), [])
+    assert sent[-1]["type"] == "http.response.pathsend"
+    (line,) = logs.access()
+    assert (line["status"], line["bytes"]) == (200, 1234)
+    assert "disconnected" not in line

@@ -26,6 +26,7 @@ __all__ = ["AccessLogMiddleware"]
 #: nginx's "client closed request": the client left before any response started.
 CLIENT_CLOSED = 499
 _MAX_USER_AGENT = 512
+_MAX_PATH = 1024
 
 
 class AccessLogMiddleware:
@@ -76,7 +77,7 @@ class AccessLogMiddleware:
         sent = 0
         logged = False
         disconnected = False
-        content_length: bytes | None = None
+        response_headers: Iterable[tuple[bytes, bytes]] = ()
 
         async def receive_watching() -> Message:
             nonlocal disconnected
@@ -86,13 +87,11 @@ class AccessLogMiddleware:
             return message
 
         async def send_counting(message: Message) -> None:
-            nonlocal status, sent, logged, content_length, disconnected
+            nonlocal status, sent, logged, response_headers, disconnected
             kind = message["type"]
             if kind == "http.response.start":
                 status = message["status"]
-                for name, value in message.get("headers", ()):
-                    if name.lower() == b"content-length":
-                        content_length = value
+                response_headers = message.get("headers", ())
             elif kind == "http.response.body":
                 sent += len(message.get("body", b""))
             try:
@@ -105,8 +104,7 @@ class AccessLogMiddleware:
                 if message.get("more_body", False):
                     return
             elif kind == "http.response.pathsend":
-                if content_length is not None and content_length.isdigit():
-                    sent = int(content_length)
+                sent = _content_length(response_headers)
             else:
                 return
             if not logged:
@@ -163,13 +161,21 @@ class AccessLogMiddleware:
             "user_agent": user_agent,
         }
         if route is None:
-            fields["path"] = path
+            fields["path"] = path[:_MAX_PATH]
         if disconnected:
             fields["disconnected"] = True
         if status >= 500:
             logger.error("request", **fields)
         else:
             logger.info("request", **fields)
+
+
+def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int:
+    # A server sends a pathsend file itself; its size is what the app announced.
+    for name, value in headers:
+        if name.lower() == b"content-length" and value.isdigit():
+            return int(value)
+    return 0
 
 
 def _route_template(scope: Scope, root_path: str) -> str | None:
