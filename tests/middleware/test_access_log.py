@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import anyio.lowlevel
 import httpx
 import pytest
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 from starlette.requests import Request
@@ -22,6 +22,7 @@ from fastapi_chassis import (
     ProxySettings,
     build_app,
 )
+from fastapi_chassis._context import subject_var
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
 from tests._logs import LogCapture, SetRequestId, capture_logs
 
@@ -372,3 +373,27 @@ async def test_pathsend_file_responses_count_the_announced_size(logs: LogCapture
     (line,) = logs.access()
     assert (line["status"], line["bytes"]) == (200, 1234)
     assert "disconnected" not in line
+
+
+async def current_user() -> AsyncIterator[str]:
+    token = subject_var.set("user-7")
+    try:
+        yield "user-7"
+    finally:
+        subject_var.reset(token)
+
+
+def test_subject_set_by_an_async_dependency_reaches_the_access_line(logs: LogCapture) -> None:
+    app = _app()
+
+    @app.get("/me")
+    async def me(user: Annotated[str, Depends(current_user)]) -> dict[str, str]:
+        return {"user": user}
+
+    logs.configure()
+    with TestClient(app) as client:
+        client.get("/me")
+        client.get("/notes/1")
+    me_line, other = logs.access()
+    assert me_line["subject"] == "user-7"
+    assert "subject" not in other
