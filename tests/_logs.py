@@ -62,3 +62,8 @@ class SetRequestId:
             await self.app(scope, receive, send)
         finally:
             request_id_var.reset(token)
+
+
+def rid(n: int) -> str:
+    """A request id in the nginx style (32 hex digits) any request-id validator accepts."""
+    return f"{n:032x}"

@@ -24,7 +24,7 @@ from fastapi_chassis import (
 )
 from fastapi_chassis._context import subject_var
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
-from tests._logs import LogCapture, SetRequestId, capture_logs
+from tests._logs import LogCapture, SetRequestId, capture_logs, rid
 
 JSON = LoggingSettings(json_output=True)
 
@@ -68,14 +68,14 @@ def test_one_line_per_request_with_route_template_not_raw_path(logs: LogCapture)
     logs.configure()
     with TestClient(app) as client:
         response = client.get(
-            "/notes/123?secret=1", headers={"x-request-id": "r-1", "user-agent": "curl/8"}
+            "/notes/123?secret=1", headers={"x-request-id": rid(1), "user-agent": "curl/8"}
         )
     (line,) = logs.access()
     assert line["event"] == "request"
     assert (line["method"], line["route"], line["status"]) == ("GET", "/notes/{note_id}", 200)
     assert line["bytes"] == len(response.content)
     assert line["user_agent"] == "curl/8"
-    assert line["request_id"] == "r-1"
+    assert line["request_id"] == rid(1)
     assert line["client"] == "testclient"
     assert line["level"] == "info"
     assert isinstance(line["duration_ms"], float)

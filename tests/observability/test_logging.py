@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from fastapi_chassis import ChassisSettings, LoggingSettings, build_app
 from fastapi_chassis._context import subject_var
 from fastapi_chassis.observability import REDACTED, Logger, Redactor, configure_logging
-from tests._logs import LogCapture, SetRequestId, capture_logs
+from tests._logs import LogCapture, SetRequestId, capture_logs, rid
 from tests.conftest import ROOT, subprocess_env
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -69,7 +69,7 @@ async def test_every_line_carries_its_own_request_id_under_300_concurrent_reques
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
 
         async def one(n: int) -> None:
-            response = await client.get(f"/work/{n}", headers={"x-request-id": f"req-{n}"})
+            response = await client.get(f"/work/{n}", headers={"x-request-id": rid(n)})
             assert response.json() == {"n": n}
 
         async with anyio.create_task_group() as group:
@@ -79,15 +79,15 @@ async def test_every_line_carries_its_own_request_id_under_300_concurrent_reques
     by_event: dict[str, int] = {}
     for line in logs.lines():
         if line["event"] in ("started", "middle", "background"):
-            assert line["request_id"] == f"req-{line['n']}", line
+            assert line["request_id"] == rid(line["n"]), line
             by_event[line["event"]] = by_event.get(line["event"], 0) + 1
         elif line["event"].startswith("stdlib "):
-            assert line["request_id"] == f"req-{line['event'].split()[1]}", line
+            assert line["request_id"] == rid(int(line["event"].split()[1])), line
             by_event["stdlib"] = by_event.get("stdlib", 0) + 1
     assert by_event == {"started": 300, "middle": 300, "background": 300, "stdlib": 300}
     access = logs.access()
     assert len(access) == 300
-    assert {line["request_id"] for line in access} == {f"req-{n}" for n in range(300)}
+    assert {line["request_id"] for line in access} == {rid(n) for n in range(300)}
 
 
 def test_streaming_generators_and_threadpool_tasks_keep_the_request_id(logs: LogCapture) -> None:
@@ -117,13 +117,13 @@ def test_streaming_generators_and_threadpool_tasks_keep_the_request_id(logs: Log
 
     logs.configure()
     with TestClient(app) as client:
-        assert client.get("/sync", headers={"x-request-id": "sync-1"}).content == b"ss"
-        assert client.get("/async", headers={"x-request-id": "async-1"}).content == b"aa"
+        assert client.get("/sync", headers={"x-request-id": rid(1)}).content == b"ss"
+        assert client.get("/async", headers={"x-request-id": rid(2)}).content == b"aa"
 
     seen = {(line["event"], line.get("request_id")) for line in logs.lines()}
-    assert ("sync chunk", "sync-1") in seen
-    assert ("sync task", "sync-1") in seen
-    assert ("async chunk", "async-1") in seen
+    assert ("sync chunk", rid(1)) in seen
+    assert ("sync task", rid(1)) in seen
+    assert ("async chunk", rid(2)) in seen
     assert len(logs.events("sync chunk")) == 2
 
 
@@ -338,11 +338,11 @@ def test_logger_dependency_is_named_after_the_endpoint_module_and_bound_to_the_r
 
     logs.configure()
     with TestClient(app) as client:
-        client.get("/notes/7", headers={"x-request-id": "r-7"})
+        client.get("/notes/7", headers={"x-request-id": rid(7)})
     (line,) = logs.events("note read")
     assert line["logger"] == __name__
     assert line["route"] == "/notes/{note_id}"
-    assert (line["note_id"], line["request_id"]) == (7, "r-7")
+    assert (line["note_id"], line["request_id"]) == (7, rid(7))
 
 
 def test_install_leaves_logging_alone_when_configure_is_off() -> None:
