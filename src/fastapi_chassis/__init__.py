@@ -18,6 +18,8 @@ from fastapi_chassis.errors import (
     UnprocessableEntity,
     problem_responses,
 )
+from fastapi_chassis.middleware.access_log import AccessLogMiddleware
+from fastapi_chassis.observability.logging import Logger, configure_logging
 from fastapi_chassis.pagination import (
     CursorPage,
     CursorPagination,
@@ -60,6 +62,7 @@ from fastapi_chassis.settings import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessLogMiddleware",
     "AuthSettings",
     "BadRequest",
     "BodyLimitSettings",
@@ -81,6 +84,7 @@ __all__ = [
     "KeysetCondition",
     "KeysetTerm",
     "KeysetWindow",
+    "Logger",
     "LoggingSettings",
     "MetricsSettings",
     "NotFound",
@@ -106,6 +110,7 @@ __all__ = [
     "UnprocessableEntity",
     "__version__",
     "build_app",
+    "configure_logging",
     "cursor_pagination",
     "cursor_signing_key",
     "get_request_id",

@@ -18,7 +18,10 @@ from starlette.requests import HTTPConnection
 
 from fastapi_chassis._chassis import Chassis, get_chassis
 from fastapi_chassis._error_boundary import install_error_boundary
+from fastapi_chassis._proxy import TrustedProxies
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
+from fastapi_chassis.middleware.access_log import AccessLogMiddleware
+from fastapi_chassis.observability.logging import configure_logging
 from fastapi_chassis.ratelimit import install_rate_limit
 from fastapi_chassis.settings import ChassisSettings
 from fastapi_chassis.state import install_state
@@ -80,10 +83,14 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
     chassis = Chassis(settings=settings)
     app.state.chassis = chassis
 
+    if settings.logging.configure:
+        configure_logging(settings)
     install_error_handlers(app)
     install_state(chassis)
 
     # The request path, outermost first.
+    # AccessLog belongs right after RequestID (branch mw), before the other blocks.
+    _install_access_log(chassis)
     _install_cors(chassis)
     _install_trusted_hosts(chassis)
     install_rate_limit(chassis)
@@ -116,6 +123,25 @@ class _MiddlewareList(list[Middleware]):
         if 0 <= position < self.chassis_outer:
             position = self.chassis_outer
         super().insert(position, item)
+
+
+def _install_access_log(chassis: Chassis) -> None:
+    settings = chassis.settings
+    if not settings.logging.access_log:
+        return
+    skip = settings.logging.access_log_skip_paths
+    if skip is None:
+        health = settings.health
+        skip = [health.liveness_path, health.readiness_path, settings.metrics.path]
+    chassis.outer_middleware.append(
+        Middleware(
+            AccessLogMiddleware,
+            skip_paths=skip,
+            trusted_proxies=TrustedProxies(
+                settings.proxy.trusted, setting=settings.env_var("proxy", "trusted")
+            ),
+        )
+    )
 
 
 def _install_cors(chassis: Chassis) -> None:

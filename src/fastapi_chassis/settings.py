@@ -248,7 +248,20 @@ class LoggingSettings(_Group):
             "api_key",
             "x-api-key",
         ],
-        description="Keys masked wherever they appear in a log event (case-insensitive).",
+        description="Keys masked wherever they appear in a log event, at any depth: a key is "
+        "masked when it contains one of these (case-insensitive, `-` and `_` alike).",
+    )
+    configure: bool = Field(
+        default=True,
+        description="Let install() configure process-wide logging (structlog, the root logger, "
+        "uvicorn's loggers). Off: keep your own logging setup.",
+    )
+    access_log: bool = Field(
+        default=True, description="Add the access-log middleware (one line per request)."
+    )
+    access_log_skip_paths: list[str] | None = Field(
+        default=None,
+        description="Paths the access log leaves out; unset: the health and metrics paths.",
     )
 
 

@@ -19,6 +19,11 @@ from fastapi_chassis.state import (
 REDIS_DB = 1  # this test area's dedicated database
 
 
+def redis_settings(url: str) -> RedisSettings:
+    # Generous timeouts: these tests check atomicity, not latency, on a shared 2-core machine.
+    return RedisSettings(url=SecretStr(url), socket_timeout=2.0, connect_timeout=2.0)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -35,7 +40,7 @@ class FakeClock:
 @pytest.fixture
 async def redis_store(redis_db_url: Callable[[int], str]) -> AsyncIterator[RedisStore]:
     url = redis_db_url(REDIS_DB)
-    store = RedisStore.from_settings(RedisSettings(url=SecretStr(url)), prefix="test:")
+    store = RedisStore.from_settings(redis_settings(url), prefix="test:")
     await store.client.flushdb()
     yield store
     await store.client.flushdb()
@@ -78,9 +83,7 @@ async def test_memory_store_stays_bounded_by_live_keys() -> None:
 async def test_redis_set_if_absent_once_across_two_clients(
     redis_store: RedisStore, redis_db_url: Callable[[int], str]
 ) -> None:
-    other = RedisStore.from_settings(
-        RedisSettings(url=SecretStr(redis_db_url(REDIS_DB))), prefix="test:"
-    )
+    other = RedisStore.from_settings(redis_settings(redis_db_url(REDIS_DB)), prefix="test:")
     try:
         results = await asyncio.gather(
             *(s.set_if_absent("jti", 30) for s in [redis_store, other] * 50)

@@ -1,0 +1,234 @@
+"""`AccessLogMiddleware`: one structured line per HTTP request.
+
+The line is written when the last body byte has been handed to the server (so a streaming
+response's duration runs to its end), or when the request ends without a complete response:
+an exception (logged as 500 at error level), or a client that went away (`disconnected: true`,
+status 499 when no response had started).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import anyio
+import structlog
+from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.typing import FilteringBoundLogger
+
+from fastapi_chassis._proxy import TrustedProxies
+
+__all__ = ["AccessLogMiddleware"]
+
+#: nginx's "client closed request": the client left before any response started.
+CLIENT_CLOSED = 499
+_MAX_USER_AGENT = 512
+_MAX_PATH = 1024
+
+
+class AccessLogMiddleware:
+    """Log method, route template, status, duration, bytes, client and user agent per request.
+
+    Args:
+        skip_paths: exact paths (below the app's root path) never logged, e.g. health checks.
+        trusted_proxies: IPs/CIDRs whose forwarding headers name the client (see
+            `ProxySettings.trusted`); anyone else's are ignored.
+        logger_name: the structlog logger the lines go to.
+        clock: monotonic seconds for `duration_ms` (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        skip_paths: Iterable[str] = (),
+        trusted_proxies: Iterable[str] | TrustedProxies = (),
+        logger_name: str = "fastapi_chassis.access",
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.app = app
+        self._skip = frozenset(skip_paths)
+        self._proxies = (
+            trusted_proxies
+            if isinstance(trusted_proxies, TrustedProxies)
+            else TrustedProxies(trusted_proxies)
+        )
+        self._logger_name = logger_name
+        self._clock = clock
+        self._logger: FilteringBoundLogger | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        root_path: str = scope.get("root_path", "")
+        path: str = scope["path"]
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :] or "/"
+        if path in self._skip:
+            await self.app(scope, receive, send)
+            return
+
+        start = self._clock()
+        status = 0
+        sent = 0
+        logged = False
+        disconnected = False
+        response_headers: Iterable[tuple[bytes, bytes]] = ()
+
+        async def receive_watching() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected = True
+            return message
+
+        async def send_counting(message: Message) -> None:
+            nonlocal status, sent, logged, response_headers, disconnected
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = message["status"]
+                response_headers = message.get("headers", ())
+            elif kind == "http.response.body":
+                sent += len(message.get("body", b""))
+            try:
+                await send(message)
+            except OSError:
+                # Servers raise OSError from send once the client is gone (ASGI spec 2.4).
+                disconnected = True
+                raise
+            if kind == "http.response.body":
+                if message.get("more_body", False):
+                    return
+            elif kind == "http.response.pathsend":
+                sent = _content_length(response_headers)
+            else:
+                return
+            if not logged:
+                logged = True
+                self._log(scope, root_path, path, status, sent, start, disconnected=False)
+
+        try:
+            await self.app(scope, receive_watching, send_counting)
+        except BaseException as exc:
+            if not logged:
+                logged = True
+                gone = disconnected or isinstance(
+                    exc, (ClientDisconnect, anyio.get_cancelled_exc_class())
+                )
+                # Not gone: the exception becomes a 500 further out (or the started status).
+                final = (status or CLIENT_CLOSED) if gone else max(status, 500)
+                self._log(scope, root_path, path, final, sent, start, disconnected=gone)
+            raise
+        if not logged:
+            # The app returned without finishing the response: the client left mid-way, or
+            # the app broke the protocol (the server answers that with a 500).
+            final = (status or CLIENT_CLOSED) if disconnected else (status or 500)
+            self._log(scope, root_path, path, final, sent, start, disconnected=disconnected)
+
+    def _log(
+        self,
+        scope: Scope,
+        root_path: str,
+        path: str,
+        status: int,
+        sent: int,
+        start: float,
+        *,
+        disconnected: bool,
+    ) -> None:
+        duration_ms = round((self._clock() - start) * 1000, 3)
+        logger = self._logger
+        if logger is None:
+            # Bound on first use so configure_logging() may run after the app is built.
+            logger = self._logger = structlog.get_logger(self._logger_name).bind()
+        user_agent = None
+        for name, value in scope.get("headers", ()):
+            if name == b"user-agent":
+                user_agent = value[:_MAX_USER_AGENT].decode("latin-1")
+                break
+        route = _route_template(scope, root_path)
+        fields: dict[str, Any] = {
+            "method": scope.get("method"),
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+            "bytes": sent,
+            "client": self._proxies.client_ip(scope),
+            "user_agent": user_agent,
+        }
+        if route is None:
+            fields["path"] = path[:_MAX_PATH]
+        if disconnected:
+            fields["disconnected"] = True
+        if status >= 500:
+            logger.error("request", **fields)
+        else:
+            logger.info("request", **fields)
+
+
+def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int:
+    # A server sends a pathsend file itself; its size is what the app announced.
+    for name, value in headers:
+        if name.lower() == b"content-length" and value.isdigit():
+            return int(value)
+    return 0
+
+
+def _route_template(scope: Scope, root_path: str) -> str | None:
+    """The matched route's path template, e.g. `/notes/{note_id}`, or None (no route)."""
+    route = scope.get("route")
+    if route is None:
+        return _match_template(scope, root_path)
+    template = getattr(route, "path", None)
+    if not isinstance(template, str):
+        return None
+    # Mounts add the matched prefix to root_path in place; the route's path is relative to it.
+    mounted: str = scope.get("root_path", "")
+    prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
+    if isinstance(route, Mount):
+        return prefix or template
+    return prefix + template
+
+
+def _match_template(scope: Scope, root_path: str) -> str | None:
+    # Older Starlette leaves no "route" for plain Starlette routes: match once, after the fact,
+    # against the scope as it arrived (the router has since rewritten root_path).
+    router = getattr(scope.get("app"), "router", None)
+    routes = getattr(router, "routes", None)
+    if not routes:
+        return None
+    probe = {
+        "type": scope["type"],
+        "path": scope["path"],
+        "root_path": root_path,
+        "method": scope.get("method"),
+        "headers": scope.get("headers", []),
+    }
+    return _search(routes, probe)
+
+
+def _search(routes: Iterable[BaseRoute], scope: dict[str, Any]) -> str | None:
+    partial: str | None = None
+    for route in routes:
+        match, child = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        template = getattr(route, "path", None)
+        if not isinstance(template, str):
+            continue
+        if isinstance(route, Mount):
+            inner = route.routes
+            if inner:
+                found = _search(inner, {**scope, **child})
+                if found is None:
+                    continue
+                template += found
+        if match is Match.FULL:
+            return template
+        if partial is None:
+            partial = template
+    return partial
