@@ -16,6 +16,14 @@ from fastapi_chassis.errors import (
     Unauthorized,
     UnprocessableEntity,
 )
+from fastapi_chassis.middleware import (
+    BodyLimitMiddleware,
+    ContentTooLarge,
+    RequestId,
+    RequestIDMiddleware,
+    SecurityHeadersMiddleware,
+    body_limit,
+)
 from fastapi_chassis.settings import (
     AuthSettings,
     BodyLimitSettings,
@@ -41,11 +49,13 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthSettings",
     "BadRequest",
+    "BodyLimitMiddleware",
     "BodyLimitSettings",
     "ChassisError",
     "ChassisSettings",
     "ConfigurationError",
     "Conflict",
+    "ContentTooLarge",
     "CorsSettings",
     "CurrentSettings",
     "DocsSettings",
@@ -61,7 +71,10 @@ __all__ = [
     "ProxySettings",
     "RateLimitSettings",
     "RedisSettings",
+    "RequestIDMiddleware",
     "RequestIDSettings",
+    "RequestId",
+    "SecurityHeadersMiddleware",
     "SecurityHeadersSettings",
     "ServiceUnavailable",
     "TooManyRequests",
@@ -70,6 +83,7 @@ __all__ = [
     "Unauthorized",
     "UnprocessableEntity",
     "__version__",
+    "body_limit",
     "build_app",
     "get_request_id",
     "get_settings",

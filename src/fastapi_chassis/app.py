@@ -17,7 +17,11 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import HTTPConnection
 
 from fastapi_chassis._chassis import Chassis, get_chassis
+from fastapi_chassis._docs import install_docs
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
+from fastapi_chassis.middleware.body_limit import install_body_limit
+from fastapi_chassis.middleware.request_id import install_request_id
+from fastapi_chassis.middleware.security_headers import install_security_headers
 from fastapi_chassis.settings import ChassisSettings
 
 __all__ = ["CurrentSettings", "build_app", "get_settings", "install"]
@@ -80,8 +84,11 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
     install_error_handlers(app)
 
     # The request path, outermost first.
+    install_request_id(chassis)
+    install_security_headers(chassis, install_docs(app))
     _install_cors(chassis)
     _install_trusted_hosts(chassis)
+    install_body_limit(app, chassis)
 
     app.user_middleware[0:0] = chassis.outer_middleware
     app.user_middleware.extend(chassis.inner_middleware)
