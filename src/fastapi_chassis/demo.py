@@ -6,10 +6,17 @@ Each building block adds its part here.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
-from fastapi_chassis import ChassisSettings, CurrentSettings, NotFound, build_app
+from fastapi_chassis import (
+    ChassisSettings,
+    CurrentSettings,
+    NotFound,
+    RequestId,
+    body_limit,
+    build_app,
+)
 
 
 class ServiceInfo(BaseModel):
@@ -38,6 +45,15 @@ def create_app(settings: ChassisSettings | None = None) -> FastAPI:
         if not 1 <= item_id <= 10:
             raise NotFound(f"item {item_id} does not exist", code="item_not_found")
         return {"id": item_id, "name": f"item {item_id}"}
+
+    @app.post("/uploads", tags=["demo"])
+    @body_limit(8 * 1024 * 1024)
+    async def upload(request: Request, request_id: RequestId) -> dict[str, int | str]:
+        """Stream an upload of up to 8 MiB (other routes keep the 1 MiB default); count it."""
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        return {"bytes": size, "request_id": request_id}
 
     return app
 
