@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
@@ -141,10 +141,16 @@ RequestId = Annotated[str, Depends(_current_request_id)]
 def install_request_id(chassis: Chassis) -> None:
     """Add `RequestIDMiddleware` from `settings.request_id` (nothing when disabled)."""
     config = chassis.settings.request_id
-    if config.enabled:
-        chassis.add_middleware(
-            RequestIDMiddleware,
-            header=config.header,
-            trust_incoming=config.trust_incoming,
-            max_length=config.max_length,
-        )
+    if not config.enabled:
+        return
+    options: dict[str, Any] = {
+        "header": config.header,
+        "trust_incoming": config.trust_incoming,
+        "max_length": config.max_length,
+    }
+    RequestIDMiddleware(_unused, **options)  # fail at install time, not at first request
+    chassis.add_middleware(RequestIDMiddleware, **options)
+
+
+async def _unused(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("validation-only instance")  # pragma: no cover

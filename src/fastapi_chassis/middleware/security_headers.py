@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -200,11 +201,16 @@ def install_security_headers(chassis: Chassis, docs: DocsPages) -> None:
             include_subdomains=config.hsts_include_subdomains,
             preload=config.hsts_preload,
         )
-    chassis.add_middleware(
-        SecurityHeadersMiddleware,
-        headers=headers,
-        hsts=hsts,
-        force_hsts=config.force_hsts,
-        trusted_proxies=settings.proxy.trusted,
-        page_csp=docs.policies(config.docs_content_security_policy),
-    )
+    options: dict[str, Any] = {
+        "headers": headers,
+        "hsts": hsts,
+        "force_hsts": config.force_hsts,
+        "trusted_proxies": settings.proxy.trusted,
+        "page_csp": docs.policies(config.docs_content_security_policy),
+    }
+    SecurityHeadersMiddleware(_unused, **options)  # fail at install time, not at first request
+    chassis.add_middleware(SecurityHeadersMiddleware, **options)
+
+
+async def _unused(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("validation-only instance")  # pragma: no cover
