@@ -129,8 +129,8 @@ class BodyLimitSettings(_Group):
     max_bytes: int | None = Field(
         default=MiB,
         ge=0,
-        description="Largest request body accepted, in bytes (default 1 MiB); unset: no global "
-        "limit. Routes override it with `body_limit()` or FastAPI's `max_body_size=`.",
+        description="Largest request body accepted, in bytes (default 1 MiB); None (in code): "
+        "no global limit. Routes override it with `body_limit()` or FastAPI's `max_body_size=`.",
     )
     max_form_fields: int | None = Field(
         default=None,

@@ -303,3 +303,10 @@ def test_form_field_limit_from_settings_applies_to_automatic_form_parsing() -> N
 def test_form_limits_on_a_fastapi_without_them_are_refused_at_startup() -> None:
     with pytest.raises(ConfigurationError, match="CHASSIS_BODY_LIMIT__MAX_FORM_FILES"):
         build_app(ChassisSettings(body_limit=BodyLimitSettings(max_form_files=1)))
+
+
+def test_without_a_global_limit_route_limits_still_apply() -> None:
+    app, _ = limited_app(max_bytes=None)
+    with TestClient(app) as client:
+        assert client.post("/stream", content=b"x" * (3 * MiB)).json() == {"bytes": 3 * MiB}
+        assert client.post("/tiny", content=b"x" * 11).status_code == 413
