@@ -310,3 +310,32 @@ def test_without_a_global_limit_route_limits_still_apply() -> None:
     with TestClient(app) as client:
         assert client.post("/stream", content=b"x" * (3 * MiB)).json() == {"bytes": 3 * MiB}
         assert client.post("/tiny", content=b"x" * 11).status_code == 413
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("in_task_group", [False, True], ids=["direct", "task-group"])
+async def test_raw_asgi_app_that_lets_the_error_escape_still_gets_a_413(
+    in_task_group: bool,
+) -> None:
+    import anyio
+
+    async def drain(receive: Receive) -> None:
+        while (await receive()).get("more_body"):
+            pass
+
+    async def reader(scope: Scope, receive: Receive, send: Send) -> None:
+        if in_task_group:
+            async with anyio.create_task_group() as group:
+                group.start_soon(drain, receive)
+        else:
+            await drain(receive)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"read it all"})
+
+    result = await request(
+        BodyLimitMiddleware(reader, max_bytes=100), method="POST", body=chunks(1000, 10)
+    )
+    assert result.status == 413
+    assert result.header("connection") == "close"
+    assert result.json()["detail"] == "the request body exceeds the limit of 100 bytes"
+    assert result.bytes_pulled == 110

@@ -107,21 +107,22 @@ def _declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     return declared
 
 
-def _caused_by_limit(exc: BaseException) -> bool:
+def _limit_error(exc: BaseException) -> ContentTooLarge | None:
+    """The `ContentTooLarge` behind `exc` (itself, a cause/context, or in an exception group)."""
     seen = 0
     stack: list[BaseException] = [exc]
     while stack and seen < 32:
         current = stack.pop()
         seen += 1
         if isinstance(current, ContentTooLarge):
-            return True
+            return current
         grouped = getattr(current, "exceptions", None)  # (Base)ExceptionGroup, any backport
         if isinstance(grouped, tuple):
             stack.extend(e for e in grouped if isinstance(e, BaseException))
         for linked in (current.__cause__, current.__context__):
             if linked is not None:
                 stack.append(linked)
-    return False
+    return None
 
 
 class BodyLimitMiddleware:
@@ -208,10 +209,11 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, receive_limited, send_limited)
         except Exception as exc:
-            if not _caused_by_limit(exc):
+            error = _limit_error(exc)
+            if error is None:
                 raise
             if not started:
-                await self._send_413(send, self._limit(scope))
+                await self._send_413(send, error.limit)
             elif not replaced:
                 raise
         finally:
