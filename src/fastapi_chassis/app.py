@@ -82,10 +82,11 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
     app.state.chassis = chassis
 
     install_error_handlers(app)
+    docs = install_docs(app)  # Swagger UI / ReDoc served by the app itself
 
     # The request path, outermost first.
     install_request_id(chassis)
-    install_security_headers(chassis, install_docs(app))
+    install_security_headers(chassis, docs)
     _install_cors(chassis)
     _install_trusted_hosts(chassis)
     install_body_limit(app, chassis)
