@@ -6,6 +6,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.types import Receive, Scope, Send
 
 from fastapi_chassis import (
@@ -339,3 +341,25 @@ async def test_raw_asgi_app_that_lets_the_error_escape_still_gets_a_413(
     assert result.header("connection") == "close"
     assert result.json()["detail"] == "the request body exceeds the limit of 100 bytes"
     assert result.bytes_pulled == 110
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=st.binary(max_size=30) | st.from_regex(rb"\A[0-9 ,\t]{1,25}\Z"))
+def test_any_content_length_value_gets_a_clean_answer_never_a_crash(value: bytes) -> None:
+    import anyio
+
+    app, seen = limited_app(max_bytes=100)
+    result = anyio.run(
+        lambda: request(
+            app, "/stream", method="POST", headers=[(b"content-length", value)], body=[b"x" * 5]
+        )
+    )
+    parts = [p.strip(b" \t") for p in value.split(b",")]
+    numbers = {int(p) for p in parts if p.isdigit()}
+    if not all(p.isdigit() for p in parts) or len(numbers) != 1:
+        assert result.status == 400
+        assert seen["calls"] == 0
+    elif numbers.pop() > 100:
+        assert result.status == 413
+    else:
+        assert result.status == 200
