@@ -25,6 +25,9 @@ def chromium() -> str:
         if REQUIRE:
             pytest.fail(message + "; CHASSIS_TEST_REQUIRE_CHROMIUM is set, so this is a failure")
         pytest.skip(message)
+    # Without console capture the "no violation" assertions below would pass vacuously.
+    _, console = render(CHROMIUM, "data:text/html,<script>console.log('chassis-canary')</script>")
+    assert any("chassis-canary" in line for line in console), "Chromium console not captured"
     return CHROMIUM
 
 
