@@ -266,3 +266,11 @@ def test_install_on_an_existing_app_swaps_its_cdn_docs_for_self_hosted_ones() ->
         docs = client.get("/docs")
     assert "cdn.jsdelivr" not in docs.text
     assert "legacy - Swagger UI" in docs.text
+
+
+def test_docs_behind_a_root_path_link_assets_under_it_and_keep_the_docs_policy() -> None:
+    with TestClient(api(), root_path="/api") as client:
+        docs = client.get("/docs")
+    assert 'src="/api/_chassis/docs/swagger-ui-bundle.js"' in docs.text
+    assert "&quot;url&quot;: &quot;/api/openapi.json&quot;" in docs.text
+    assert "script-src 'self'" in docs.headers["content-security-policy"]
