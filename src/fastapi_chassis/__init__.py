@@ -18,6 +18,14 @@ from fastapi_chassis.errors import (
     UnprocessableEntity,
     problem_responses,
 )
+from fastapi_chassis.middleware import (
+    BodyLimitMiddleware,
+    ContentTooLarge,
+    RequestId,
+    RequestIDMiddleware,
+    SecurityHeadersMiddleware,
+    body_limit,
+)
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
 from fastapi_chassis.observability.logging import Logger, configure_logging
 from fastapi_chassis.pagination import (
@@ -65,11 +73,13 @@ __all__ = [
     "AccessLogMiddleware",
     "AuthSettings",
     "BadRequest",
+    "BodyLimitMiddleware",
     "BodyLimitSettings",
     "ChassisError",
     "ChassisSettings",
     "ConfigurationError",
     "Conflict",
+    "ContentTooLarge",
     "CorsSettings",
     "CurrentSettings",
     "CursorPage",
@@ -98,7 +108,10 @@ __all__ = [
     "RateLimitMiddleware",
     "RateLimitSettings",
     "RedisSettings",
+    "RequestIDMiddleware",
     "RequestIDSettings",
+    "RequestId",
+    "SecurityHeadersMiddleware",
     "SecurityHeadersSettings",
     "ServiceUnavailable",
     "SortKey",
@@ -109,6 +122,7 @@ __all__ = [
     "Unauthorized",
     "UnprocessableEntity",
     "__version__",
+    "body_limit",
     "build_app",
     "configure_logging",
     "cursor_pagination",

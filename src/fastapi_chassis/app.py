@@ -17,10 +17,14 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import HTTPConnection
 
 from fastapi_chassis._chassis import Chassis, get_chassis
+from fastapi_chassis._docs import install_docs
 from fastapi_chassis._error_boundary import install_error_boundary
 from fastapi_chassis._proxy import TrustedProxies
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
+from fastapi_chassis.middleware.body_limit import install_body_limit
+from fastapi_chassis.middleware.request_id import install_request_id
+from fastapi_chassis.middleware.security_headers import install_security_headers
 from fastapi_chassis.observability.logging import configure_logging
 from fastapi_chassis.ratelimit import install_rate_limit
 from fastapi_chassis.settings import ChassisSettings
@@ -87,13 +91,16 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
         configure_logging(settings)
     install_error_handlers(app)
     install_state(chassis)
+    docs = install_docs(app)  # Swagger UI / ReDoc served by the app itself
 
     # The request path, outermost first.
-    # AccessLog belongs right after RequestID (branch mw), before the other blocks.
+    install_request_id(chassis)
     _install_access_log(chassis)
+    install_security_headers(chassis, docs)
     _install_cors(chassis)
     _install_trusted_hosts(chassis)
     install_rate_limit(chassis)
+    install_body_limit(app, chassis)
     # Keep last: the boundary is the innermost chassis middleware, so every block above
     # decorates its 500s (request id, security headers, CORS) and the app's own middleware
     # run inside it.

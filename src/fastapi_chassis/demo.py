@@ -6,7 +6,7 @@ Each building block adds its part here.
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel
 
 from fastapi_chassis import (
@@ -17,8 +17,10 @@ from fastapi_chassis import (
     NotFound,
     Page,
     Pagination,
+    RequestId,
     SortKey,
     SortSpec,
+    body_limit,
     build_app,
     rate_limit,
 )
@@ -81,6 +83,15 @@ def create_app(settings: ChassisSettings | None = None) -> FastAPI:
     async def limited() -> dict[str, str]:
         """Five calls a minute per client; the sixth gets 429 with Retry-After."""
         return {"status": "ok"}
+
+    @app.post("/uploads", tags=["demo"])
+    @body_limit(8 * 1024 * 1024)
+    async def upload(request: Request, request_id: RequestId) -> dict[str, int | str]:
+        """Stream an upload of up to 8 MiB (other routes keep the 1 MiB default); count it."""
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        return {"bytes": size, "request_id": request_id}
 
     return app
 

@@ -71,9 +71,47 @@ class RequestIDSettings(_Group):
 
 
 class SecurityHeadersSettings(_Group):
-    """Response security headers (OWASP Secure Headers Project defaults for JSON APIs)."""
+    """Response security headers (OWASP Secure Headers Project defaults for JSON APIs).
+
+    Every header is configurable; an empty string removes it. A header the handler set itself
+    always wins over these defaults.
+    """
 
     enabled: bool = Field(default=True, description="Add the security-headers middleware.")
+    content_security_policy: str = Field(
+        default="default-src 'none'; frame-ancestors 'none'",
+        description="Content-Security-Policy of API responses.",
+    )
+    docs_content_security_policy: str | None = Field(
+        default=None,
+        description="Content-Security-Policy of the docs pages only. Unset: 'self'-only with "
+        "the `docs` extra installed, else also allowing the CDN the assets come from.",
+    )
+    content_type_options: str = Field(default="nosniff", description="X-Content-Type-Options.")
+    frame_options: str = Field(default="DENY", description="X-Frame-Options.")
+    referrer_policy: str = Field(default="no-referrer", description="Referrer-Policy.")
+    cross_origin_opener_policy: str = Field(
+        default="same-origin", description="Cross-Origin-Opener-Policy."
+    )
+    cross_origin_resource_policy: str = Field(
+        default="same-origin",
+        description="Cross-Origin-Resource-Policy (`same-site`/`cross-origin` for shared APIs).",
+    )
+    permissions_policy: str = Field(
+        default="accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+        "microphone=(), payment=(), usb=()",
+        description="Permissions-Policy.",
+    )
+    permitted_cross_domain_policies: str = Field(
+        default="none", description="X-Permitted-Cross-Domain-Policies."
+    )
+    cache_control: str = Field(
+        default="no-store", description="Cache-Control when the handler sets none."
+    )
+    extra_headers: dict[str, str] = Field(
+        default_factory=dict, description="More headers to add, name -> value."
+    )
+    hsts: bool = Field(default=True, description="Send Strict-Transport-Security over https.")
     hsts_max_age: int = Field(
         default=63072000, ge=0, description="Strict-Transport-Security max-age, seconds."
     )
@@ -85,11 +123,30 @@ class SecurityHeadersSettings(_Group):
 
 
 class BodyLimitSettings(_Group):
-    """Request body size limit."""
+    """Request body size limit and multipart form limits."""
 
     enabled: bool = Field(default=True, description="Enforce a request body limit.")
-    max_bytes: int = Field(
-        default=MiB, ge=0, description="Largest request body accepted, in bytes (default 1 MiB)."
+    max_bytes: int | None = Field(
+        default=MiB,
+        ge=0,
+        description="Largest request body accepted, in bytes (default 1 MiB); None (in code): "
+        "no global limit. Routes override it with `body_limit()` or FastAPI's `max_body_size=`.",
+    )
+    max_form_fields: int | None = Field(
+        default=None,
+        ge=0,
+        description="Most non-file fields in an automatically parsed form (FastAPI releases "
+        "with `form_limits`); unset: FastAPI's default (1000).",
+    )
+    max_form_files: int | None = Field(
+        default=None,
+        ge=0,
+        description="Most files in an automatically parsed multipart form; unset: 1000.",
+    )
+    max_form_part_size: int | None = Field(
+        default=None,
+        ge=0,
+        description="Largest non-file form field, in bytes; unset: 1 MiB.",
     )
 
 

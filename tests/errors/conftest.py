@@ -1,7 +1,7 @@
 """Fixtures for the error envelope tests.
 
-`Decorating` stands in for the request-id and security-header middleware: like them it sits
-outside the error boundary, sets the request id contextvar and adds headers to every response.
+`Decorating` gives every request a known request id; the real request-id and security-header
+middleware (installed by `build_app`) sit outside the error boundary and decorate its responses.
 """
 
 from __future__ import annotations
@@ -12,37 +12,24 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastapi_chassis import ChassisSettings, build_app
-from fastapi_chassis._context import request_id_var
 
 REQUEST_ID = "req-7f3a"
 
 
 class Decorating:
+    """Sends every request with a known `X-Request-ID`, which the real middleware accepts."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def decorate(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", REQUEST_ID.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                ]
-            await send(message)
-
-        token = request_id_var.set(REQUEST_ID)
-        try:
-            await self.app(scope, receive, decorate)
-        finally:
-            request_id_var.reset(token)
+        if scope["type"] == "http":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"x-request-id"]
+            scope = {**scope, "headers": [*headers, (b"x-request-id", REQUEST_ID.encode())]}
+        await self.app(scope, receive, send)
 
 
 @pytest.fixture

@@ -1,0 +1,284 @@
+"""Request body limit: reject oversized bodies early, count the bytes that really arrive.
+
+Builds on the scope protocol of Starlette's `RequestBodyLimitMiddleware` where it exists: the
+limit in force is published under the `starlette.max_body_size` scope key, so FastAPI's own
+`max_body_size=` on a router or route (recent releases) nests inside the chassis limit. On older
+releases the same behaviour comes from the chassis alone, with `body_limit()` declaring a route's
+own limit. Whichever layer detects an oversized body, the client gets one 413 problem+json with
+`Connection: close` (so the server does not drain the rest of the upload).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Final, TypeVar
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fastapi_chassis._chassis import Chassis
+from fastapi_chassis.errors import ConfigurationError
+from fastapi_chassis.middleware._problem import send_problem
+
+__all__ = [
+    "MAX_BODY_SIZE_SCOPE_KEY",
+    "BodyLimitMiddleware",
+    "ContentTooLarge",
+    "body_limit",
+    "install_body_limit",
+]
+
+try:  # Starlette >= 1.x publishes the limit in force under this key.
+    from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+except ImportError:  # pragma: no cover - depends on the installed Starlette
+    MAX_BODY_SIZE_SCOPE_KEY = "starlette.max_body_size"  # type: ignore[misc, unused-ignore]
+
+_ROUTE_LIMIT: Final = "__chassis_body_limit__"
+_UNSET: Final = object()
+_CLOSE = [(b"connection", b"close")]
+# 19 digits already exceed any size a server could accept; longer numbers are "huge", not "bad".
+_MAX_DIGITS = 19
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ContentTooLarge(HTTPException):
+    """Raised by `receive()` once a request body is known to exceed its limit.
+
+    It is an `HTTPException` so FastAPI's body parsing lets it through unchanged (anything else
+    becomes a 400 "error parsing the body"); `BodyLimitMiddleware` turns it into the 413.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds the limit of {limit} bytes")
+        self.limit = limit
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _check_limit(max_bytes: int | None, what: str) -> None:
+    if max_bytes is not None and (
+        isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0
+    ):
+        raise ConfigurationError(
+            f"{what} is {max_bytes!r}; use a whole number of bytes >= 0, or None for no limit"
+        )
+
+
+def body_limit(max_bytes: int | None) -> Callable[[F], F]:
+    """Route decorator: this endpoint's body limit in bytes (`None`: unlimited).
+
+    Put it on the endpoint function, next to the route decorator:
+
+        @app.post("/uploads")
+        @body_limit(50 * 1024 * 1024)
+        async def upload(request: Request) -> dict[str, int]: ...
+
+    It overrides the global limit in both directions and works on every supported FastAPI
+    release. Raises `ConfigurationError` for a negative or non-integer limit.
+    """
+    _check_limit(max_bytes, "body_limit(max_bytes)")
+
+    def decorate(endpoint: F) -> F:
+        setattr(endpoint, _ROUTE_LIMIT, max_bytes)
+        return endpoint
+
+    return decorate
+
+
+def _declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    """The request's Content-Length; raises `_Malformed` for non-numbers or conflicting values."""
+    declared: int | None = None
+    for name, value in headers:
+        if name != b"content-length":
+            continue
+        for part in value.split(b","):
+            digits = part.strip(b" \t")
+            if not digits.isdigit():  # bytes.isdigit: ASCII 0-9 only; rejects -1, 1e9, ""
+                raise _Malformed
+            digits = digits.lstrip(b"0") or b"0"
+            length = int(digits) if len(digits) <= _MAX_DIGITS else 1 << 64
+            if declared is not None and declared != length:
+                raise _Malformed
+            declared = length
+    return declared
+
+
+def _limit_error(exc: BaseException) -> ContentTooLarge | None:
+    """The `ContentTooLarge` behind `exc` (itself, a cause/context, or in an exception group)."""
+    seen = 0
+    stack: list[BaseException] = [exc]
+    while stack and seen < 32:
+        current = stack.pop()
+        seen += 1
+        if isinstance(current, ContentTooLarge):
+            return current
+        grouped = getattr(current, "exceptions", None)  # (Base)ExceptionGroup, any backport
+        if isinstance(grouped, tuple):
+            stack.extend(e for e in grouped if isinstance(e, BaseException))
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                stack.append(linked)
+    return None
+
+
+class BodyLimitMiddleware:
+    """Limit request bodies to `max_bytes` (default 1 MiB; `None`: no global limit).
+
+    - A declared `Content-Length` over the limit in force fails the app's first `receive()`,
+      so FastAPI answers before the handler runs; a response started without reading the body
+      is replaced by the 413.
+    - Bodies without `Content-Length` (chunked) or with a lying one are counted as they arrive;
+      the `receive()` that crosses the limit raises `ContentTooLarge`, so the app never holds
+      more than the limit plus one chunk.
+    - A malformed `Content-Length` (not a decimal number, or duplicates that disagree) is a
+      400 problem+json before the app runs.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int | None = 1024 * 1024) -> None:
+        _check_limit(max_bytes, "BodyLimitMiddleware(max_bytes) (CHASSIS_BODY_LIMIT__MAX_BYTES)")
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _limit(self, scope: Scope) -> int | None:
+        endpoint = scope.get("endpoint")
+        if endpoint is not None:
+            declared = getattr(endpoint, _ROUTE_LIMIT, _UNSET)
+            if declared is not _UNSET:
+                return declared  # type: ignore[return-value]
+        limit: int | None = scope.get(MAX_BODY_SIZE_SCOPE_KEY, self.max_bytes)
+        return limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            declared = _declared_length(scope["headers"])
+        except _Malformed:
+            await send_problem(
+                send,
+                400,
+                title="Bad Request",
+                code="invalid_content_length",
+                detail="Content-Length must be one non-negative decimal number",
+                headers=_CLOSE,
+            )
+            return
+
+        previous = scope.get(MAX_BODY_SIZE_SCOPE_KEY, _UNSET)
+        if self.max_bytes is not None:
+            scope[MAX_BODY_SIZE_SCOPE_KEY] = self.max_bytes
+        received = 0
+        exceeded = False
+        started = False
+        replaced = False
+
+        async def receive_limited() -> Message:
+            nonlocal received, exceeded
+            if exceeded:  # the app was told once; after that the client is gone for it
+                return {"type": "http.disconnect"}
+            limit = self._limit(scope)
+            if limit is not None and declared is not None and declared > limit:
+                exceeded = True
+                raise ContentTooLarge(limit)
+            message = await receive()
+            if limit is not None and message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise ContentTooLarge(limit)
+            return message
+
+        async def send_limited(message: Message) -> None:
+            nonlocal started, replaced
+            if replaced:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+                limit = self._limit(scope)
+                if exceeded or (limit is not None and declared is not None and declared > limit):
+                    replaced = True
+                    await self._send_413(send, limit)
+                    return
+            await send(message)
+
+        try:
+            await self.app(scope, receive_limited, send_limited)
+        except Exception as exc:
+            error = _limit_error(exc)
+            if error is None:
+                raise
+            if not started:
+                await self._send_413(send, error.limit)
+            elif not replaced:
+                raise
+        finally:
+            if previous is _UNSET:
+                scope.pop(MAX_BODY_SIZE_SCOPE_KEY, None)
+            else:
+                scope[MAX_BODY_SIZE_SCOPE_KEY] = previous
+
+    @staticmethod
+    async def _send_413(send: Send, limit: int | None) -> None:
+        detail = (
+            f"the request body exceeds the limit of {limit} bytes"
+            if limit is not None
+            else "the request body is too large"
+        )
+        await send_problem(
+            send,
+            413,
+            title="Content Too Large",
+            code="content_too_large",
+            detail=detail,
+            headers=_CLOSE,
+        )
+
+
+def install_body_limit(app: FastAPI, chassis: Chassis) -> None:
+    """Add `BodyLimitMiddleware` and the form limits from `settings.body_limit`.
+
+    Raises:
+        ConfigurationError: `FastAPI(max_body_size=...)` is set too (its 413 is plain text
+            and answered outside the chassis middleware), or form limits are set on a FastAPI
+            release without `form_limits`.
+    """
+    settings = chassis.settings
+    config = settings.body_limit
+    if not config.enabled:
+        return
+    if getattr(app, "max_body_size", None) is not None:
+        raise ConfigurationError(
+            "FastAPI(max_body_size=...) answers 413 as plain text outside the chassis "
+            "middleware; remove it and set "
+            f"{settings.env_var('body_limit', 'max_bytes')} instead (route-level "
+            "max_body_size= and body_limit() keep working)"
+        )
+    chassis.add_middleware(BodyLimitMiddleware, max_bytes=config.max_bytes)
+    form_limits = {
+        key: value
+        for key, value in (
+            ("max_fields", config.max_form_fields),
+            ("max_files", config.max_form_files),
+            ("max_part_size", config.max_form_part_size),
+        )
+        if value is not None
+    }
+    if not form_limits:
+        return
+    current = getattr(app.router, "form_limits", None)
+    if not isinstance(current, dict):
+        names = ", ".join(
+            settings.env_var("body_limit", f"max_form_{key.removeprefix('max_')}")
+            for key in form_limits
+        )
+        raise ConfigurationError(
+            f"{names}: this FastAPI release has no form_limits; upgrade FastAPI or unset them"
+        )
+    # Limits the app set itself win over the settings.
+    router: Any = app.router
+    router.form_limits = {**form_limits, **current}

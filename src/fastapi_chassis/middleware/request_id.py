@@ -1,0 +1,156 @@
+"""Request ids: accept a safe incoming id or mint one, expose it, echo it on every response.
+
+The id is set in a contextvar for the whole request (dependencies, the handler, streaming
+generators and background tasks all see it), stored in `request.state.request_id`, and written
+to the response header. The contextvar is reset when the request ends, so nothing leaks into
+whatever the server runs next on the same task.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Annotated, Any
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fastapi_chassis._chassis import Chassis
+from fastapi_chassis._context import get_request_id, request_id_var
+from fastapi_chassis.errors import ConfigurationError
+
+__all__ = [
+    "RequestIDMiddleware",
+    "RequestId",
+    "get_request_id",
+    "install_request_id",
+    "new_request_id",
+]
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VERSION_7 = 0x7 << 76
+_VARIANT = 0b10 << 62
+_RAND_B = (1 << 62) - 1
+
+
+def new_request_id() -> str:
+    """A fresh UUIDv7 (RFC 9562) string: 48 bits of Unix milliseconds, then 74 random bits.
+
+    Ids minted later sort after earlier ones (to the millisecond); the random part comes from
+    the operating system's CSPRNG, so ids cannot be guessed from one another.
+    """
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | _VERSION_7 | (rand >> 68) << 64 | _VARIANT
+    value |= rand & _RAND_B
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+class RequestIDMiddleware:
+    """Give every request an id: a safe incoming one, or a freshly minted UUIDv7.
+
+    An incoming id is accepted only when `trust_incoming` is on, the header appears exactly
+    once, and its value is 1..`max_length` characters of letters, digits and `-_.:`. Anything
+    else (control characters, spaces, non-ASCII, too long, empty, repeated) is replaced, never
+    echoed. The id is written to the response header of every HTTP response that passes
+    through, whatever its status. WebSocket connections get an id in scope state and the
+    contextvar; their messages are not touched.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        header: str = "X-Request-ID",
+        trust_incoming: bool = True,
+        max_length: int = 128,
+    ) -> None:
+        if not _HEADER_NAME.fullmatch(header):
+            raise ConfigurationError(
+                f"request-id header {header!r} is not a valid HTTP header name "
+                "(CHASSIS_REQUEST_ID__HEADER; e.g. X-Request-ID)"
+            )
+        if not 1 <= max_length <= 1024:
+            raise ConfigurationError(
+                f"request-id max_length is {max_length}; use 1..1024 "
+                "(CHASSIS_REQUEST_ID__MAX_LENGTH)"
+            )
+        self.app = app
+        self.header = header.lower().encode("latin-1")
+        self.trust_incoming = trust_incoming
+        self._valid = re.compile(rb"[A-Za-z0-9\-_.:]{1,%d}" % max_length)
+
+    def _incoming(self, scope: Scope) -> str | None:
+        found: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == self.header:
+                if found is not None:
+                    return None  # two ids: neither can be believed
+                found = value
+        if found is not None and self._valid.fullmatch(found):
+            return found.decode("ascii")
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        if scope_type != "http" and scope_type != "websocket":
+            await self.app(scope, receive, send)
+            return
+        request_id = (self._incoming(scope) if self.trust_incoming else None) or new_request_id()
+        state = scope.get("state")
+        if state is None:
+            scope["state"] = state = {}
+        state["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        try:
+            if scope_type == "websocket":
+                await self.app(scope, receive, send)
+                return
+            header = self.header
+            pair = (header, request_id.encode("ascii"))
+
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = [h for h in message.get("headers", ()) if h[0].lower() != header]
+                    headers.append(pair)
+                    message["headers"] = headers
+                await send(message)
+
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+def _current_request_id(connection: HTTPConnection) -> str:
+    request_id = connection.scope.get("state", {}).get("request_id") or get_request_id()
+    if request_id is None:
+        raise ConfigurationError(
+            "RequestId needs RequestIDMiddleware: build the app with build_app() / install() "
+            "with CHASSIS_REQUEST_ID__ENABLED on, or app.add_middleware(RequestIDMiddleware)"
+        )
+    return str(request_id)
+
+
+#: Dependency alias: the id of the request being served.
+RequestId = Annotated[str, Depends(_current_request_id)]
+
+
+def install_request_id(chassis: Chassis) -> None:
+    """Add `RequestIDMiddleware` from `settings.request_id` (nothing when disabled)."""
+    config = chassis.settings.request_id
+    if not config.enabled:
+        return
+    options: dict[str, Any] = {
+        "header": config.header,
+        "trust_incoming": config.trust_incoming,
+        "max_length": config.max_length,
+    }
+    RequestIDMiddleware(_unused, **options)  # fail at install time, not at first request
+    chassis.add_middleware(RequestIDMiddleware, **options)
+
+
+async def _unused(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("validation-only instance")  # pragma: no cover
