@@ -13,7 +13,6 @@ An app with its own user class declares a precisely typed alias so mypy sees the
     User = Annotated[MyUser, Depends(get_current_user)]
 """
 
-
 import inspect
 from typing import Annotated, Any
 
