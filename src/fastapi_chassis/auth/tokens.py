@@ -9,6 +9,8 @@ claim is type-checked (PyJWT alone accepts a missing or string `exp`).
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import re
 import secrets
@@ -263,10 +265,7 @@ class TokenService:
             raise InvalidToken("token too large")
         if not _COMPACT.fullmatch(token):
             raise InvalidToken("malformed token")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidToken("malformed token") from None
+        header = _read_header(token)
         kid = header.get("kid")
         if not isinstance(kid, str) or not valid_kid(kid):
             raise InvalidToken("unknown key")
@@ -409,6 +408,18 @@ class TokenService:
     def jwks(self) -> dict[str, Any]:
         """The JSON Web Key Set of the public verification keys (empty for HMAC)."""
         return self.keys.jwks()
+
+
+def _read_header(token: str) -> dict[str, Any]:
+    """The JOSE header, parsed only to pick the key (PyJWT parses it again, verified)."""
+    segment = token[: token.index(".")]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, RecursionError):
+        raise InvalidToken("malformed token") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("malformed token")
+    return header
 
 
 def _revoked_key(jti: str) -> str:
