@@ -35,8 +35,9 @@ class PasswordHasher:
     """argon2id password hashing with a length cap and a concurrency cap.
 
     Args:
-        time_cost, memory_cost (KiB), parallelism: argon2id parameters; the defaults are
-            argon2-cffi's RFC 9106 low-memory profile (3 passes, 64 MiB, 4 lanes).
+        time_cost: argon2id passes (RFC 9106 low-memory profile: 3).
+        memory_cost: argon2id memory per hash, KiB (profile: 65536, i.e. 64 MiB).
+        parallelism: argon2id lanes (profile: 4).
         max_password_bytes: longer passwords raise `PasswordTooLong` (422) before hashing.
         max_concurrency: hashes the async methods run at once (per event loop).
     """

@@ -94,8 +94,9 @@ def auth_router(
             for unknown users so both take the same time.
         dependencies: run before every endpoint of the router; the hook for a rate limit,
             e.g. `dependencies=[rate_limit("5/minute")]`.
-        subject, scopes, claims: read the token subject, grantable scopes and extra claims
-            from the user `authenticate` returned.
+        subject: the token subject of the user `authenticate` returned (default: its `id`).
+        scopes: the scopes that user may be granted (default: its `scopes` attribute).
+        claims: extra claims for that user's tokens (default: none).
         scope_descriptions: shown in Swagger UI's "Authorize" dialog.
         refresh: serve `/refresh` (it answers 401 while `CHASSIS_AUTH__REFRESH_TOKENS` is off).
     """
