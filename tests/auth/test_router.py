@@ -332,3 +332,21 @@ async def test_trivial_requests_complete_while_twenty_logins_are_hashing() -> No
             hasher.gate.set()
     assert statuses == [200] * 20
     assert hasher.peak == 4, "the concurrency cap held"
+
+
+def test_the_form_swagger_ui_sends_is_accepted(setup: tuple[TestClient, Directory]) -> None:
+    client, _ = setup
+    # Swagger UI's password flow: grant_type, the selected scopes, client credentials in Basic.
+    response = client.post(
+        "/auth/token",
+        data={
+            "grant_type": "password",
+            "username": "alice",
+            "password": "s3cret-pw",
+            "scope": "notes:write",
+        },
+        headers={"Authorization": "Basic c3dhZ2dlcjo="},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "notes:write"
+    assert login(client, grant_type="client_credentials").status_code == 422
