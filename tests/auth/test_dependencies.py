@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import anyio
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.testclient import TestClient
 
 from fastapi_chassis import (
@@ -280,3 +280,19 @@ def test_openapi_declares_http_bearer_without_the_token_router(client: TestClien
     assert schema["paths"]["/notes"]["post"]["security"] == [{"OAuth2": ["notes:write"]}]
     (requirement,) = schema["paths"]["/everything"]["delete"]["security"]
     assert sorted(requirement["OAuth2"]) == ["admin", "notes:write"]
+
+
+def test_websockets_authenticate_with_the_same_dependencies() -> None:
+    app = make_app()
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket, user: OptionalUser) -> None:
+        await websocket.accept()
+        await websocket.send_json({"name": None if user is None else user.name})
+        await websocket.close()
+
+    with TestClient(app) as client:
+        with client.websocket_connect("/ws", headers=bearer(app)) as socket:
+            assert socket.receive_json() == {"name": "alice"}
+        with client.websocket_connect("/ws") as socket:
+            assert socket.receive_json() == {"name": None}

@@ -16,7 +16,7 @@ An app with its own user class declares a precisely typed alias so mypy sees the
 import inspect
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Security
 from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
@@ -112,11 +112,11 @@ class _BearerScheme(OAuth2PasswordBearer):
 bearer_scheme = _BearerScheme()
 
 
-def _tokens(request: Request) -> TokenService:
+def _tokens(request: HTTPConnection) -> TokenService:
     return get_auth(request.app).tokens
 
 
-def _passwords(request: Request) -> PasswordHasher:
+def _passwords(request: HTTPConnection) -> PasswordHasher:
     return get_auth(request.app).passwords
 
 
@@ -127,7 +127,7 @@ Passwords = Annotated[PasswordHasher, Depends(_passwords)]
 
 
 async def get_optional_principal(
-    request: Request, credentials: Annotated[str | None, Depends(bearer_scheme)]
+    request: HTTPConnection, credentials: Annotated[str | None, Depends(bearer_scheme)]
 ) -> Principal | None:
     """The verified principal, or None when no bearer credentials were sent.
 
@@ -157,7 +157,7 @@ async def get_current_principal(
     return principal
 
 
-async def _load_user(request: Request, principal: Principal) -> Any:
+async def _load_user(request: HTTPConnection, principal: Principal) -> Any:
     cached = getattr(request.state, _USER, _UNSET)
     if cached is not _UNSET:
         return cached
@@ -176,7 +176,7 @@ async def _load_user(request: Request, principal: Principal) -> Any:
 
 
 async def get_current_user(
-    request: Request, principal: Annotated[Principal, Depends(get_current_principal)]
+    request: HTTPConnection, principal: Annotated[Principal, Depends(get_current_principal)]
 ) -> Any:
     """The app's user for the verified token (from `user_loader`; the principal without one).
 
@@ -188,7 +188,7 @@ async def get_current_user(
 
 
 async def get_optional_user(
-    request: Request, principal: Annotated[Principal | None, Depends(get_optional_principal)]
+    request: HTTPConnection, principal: Annotated[Principal | None, Depends(get_optional_principal)]
 ) -> Any:
     """Like `get_current_user`, but None when no credentials were sent."""
     if principal is None:

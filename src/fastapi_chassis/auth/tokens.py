@@ -261,7 +261,9 @@ class TokenService:
         Raises:
             InvalidToken: with a short reason (also sent in `WWW-Authenticate`).
         """
-        if not isinstance(token, str) or len(token) > self.settings.max_token_bytes:
+        if not isinstance(token, str):
+            raise InvalidToken("malformed token")
+        if len(token) > self.settings.max_token_bytes:
             raise InvalidToken("token too large")
         if not _COMPACT.fullmatch(token):
             raise InvalidToken("malformed token")
@@ -311,9 +313,12 @@ class TokenService:
             # bool is an int subclass, and PyJWT would also take "123": neither is a NumericDate.
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InvalidToken(f"{name} is not a number")
-            if not math.isfinite(value):
+            try:
+                times[name] = float(value)
+            except OverflowError:  # an integer too large for a float
+                raise InvalidToken(f"{name} is not a number") from None
+            if not math.isfinite(times[name]):
                 raise InvalidToken(f"{name} is not a number")
-            times[name] = float(value)
         if times["exp"] + leeway <= now:
             raise InvalidToken("token expired")
         if times["nbf"] - leeway > now:
