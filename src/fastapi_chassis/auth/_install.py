@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
     from fastapi_chassis._chassis import Chassis
 
-#: Loads the app's user for a verified principal; None means "no such user" (401).
-UserLoader = Callable[[Principal], "Awaitable[Any] | Any"]
+#: Loads the app's user for a verified principal (sync or async); None means "no such user".
+UserLoader = Callable[[Principal], Any]
 
 #: OpenAPI extension members the token router sets and `install()` consumes.
 TOKEN_ENDPOINT_MARK = "x-chassis-token-endpoint"  # noqa: S105

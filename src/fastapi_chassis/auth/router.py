@@ -10,7 +10,7 @@ flow's `tokenUrl` at wherever this router is included.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -23,7 +23,8 @@ from fastapi_chassis.errors import ConfigurationError, ProblemDetail, Unauthoriz
 
 __all__ = ["InvalidCredentials", "auth_router"]
 
-Authenticate = Callable[[str, str], "Awaitable[Any] | Any"]
+#: `(username, password) -> user | None`, or a coroutine function returning the same.
+Authenticate = Callable[[str, str], Any]
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
