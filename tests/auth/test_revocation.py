@@ -87,6 +87,16 @@ async def test_revocation_check_can_be_turned_off(clock: Clock) -> None:
     assert (await service.verify(token))["sub"] == "alice"
 
 
+async def test_reuse_detection_holds_with_the_revocation_check_off(clock: Clock) -> None:
+    service = TokenService(auth_settings(refresh_tokens=True, check_revocation=False), clock=clock)
+    pair = service.issue_tokens("alice")
+    assert pair.refresh_token is not None
+    rotated = await service.refresh(pair.refresh_token)
+    assert rotated.refresh_token is not None
+    assert "reused" in await rejected_refresh(service, pair.refresh_token)
+    assert await rejected_refresh(service, rotated.refresh_token) == "token revoked"
+
+
 class DownStore(MemoryStore):
     async def exists(self, *keys: str) -> bool:
         raise StateUnavailable("the shared-state store (Redis) is unavailable")

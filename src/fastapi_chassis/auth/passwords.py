@@ -102,8 +102,10 @@ class PasswordHasher:
             PasswordTooLong: before any hashing.
         """
         self.check_length(password)
+        # Made on first use by any caller, so no single path pays for it alone.
+        dummy = self._dummy()
         if stored_hash is None:
-            self._verify(self._dummy(), password)
+            self._verify(dummy, password)
             return False
         return self._verify(stored_hash, password)
 

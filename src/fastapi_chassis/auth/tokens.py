@@ -349,12 +349,15 @@ class TokenService:
         """
         claims = self.decode(token, kind=kind)
         if self.settings.check_revocation:
-            keys = [_revoked_key(claims["jti"])]
-            if claims.get("fam"):
-                keys.append(_family_key(claims["fam"]))
-            if await self.store.exists(*keys):
-                raise InvalidToken("token revoked")
+            await self._check_not_revoked(claims)
         return claims
+
+    async def _check_not_revoked(self, claims: Mapping[str, Any]) -> None:
+        keys = [_revoked_key(claims["jti"])]
+        if claims.get("fam"):
+            keys.append(_family_key(claims["fam"]))
+        if await self.store.exists(*keys):
+            raise InvalidToken("token revoked")
 
     async def principal(self, token: str) -> Principal:
         """The `Principal` of a verified access token."""
@@ -373,7 +376,9 @@ class TokenService:
         """
         if not self.settings.refresh_tokens:
             raise InvalidToken("refresh tokens are disabled")
-        claims = await self.verify(refresh_token, kind="refresh")
+        claims = self.decode(refresh_token, kind="refresh")
+        # Always, even with `check_revocation` off: a family revoked for reuse must stay dead.
+        await self._check_not_revoked(claims)
         remaining = max(float(claims["exp"]) - self.clock(), 0.0) + self.settings.leeway
         if not await self.store.set_if_absent(_used_key(claims["jti"]), remaining):
             await self.revoke_family(claims["fam"])
