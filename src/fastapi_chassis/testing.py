@@ -25,7 +25,7 @@ from fastapi_chassis.auth.dependencies import (
     get_optional_principal,
     get_optional_user,
 )
-from fastapi_chassis.auth.tokens import Principal, parse_scopes
+from fastapi_chassis.auth.principal import Principal, parse_scopes
 
 __all__ = ["auth_headers", "mint_token", "override_user"]
 

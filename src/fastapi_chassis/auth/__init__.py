@@ -29,14 +29,9 @@ from fastapi_chassis.auth.dependencies import (
     require_scopes,
 )
 from fastapi_chassis.auth.passwords import PasswordHasher, PasswordTooLong
+from fastapi_chassis.auth.principal import InvalidToken, Principal, TokenPair, parse_scopes
 from fastapi_chassis.auth.router import InvalidCredentials, auth_router
-from fastapi_chassis.auth.tokens import (
-    InvalidToken,
-    Principal,
-    TokenPair,
-    TokenService,
-    parse_scopes,
-)
+from fastapi_chassis.auth.tokens import TokenService
 
 __all__ = [
     "AuthComponents",

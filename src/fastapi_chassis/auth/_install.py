@@ -11,7 +11,8 @@ from starlette.responses import JSONResponse
 
 from fastapi_chassis.auth._keys import is_hmac
 from fastapi_chassis.auth.passwords import PasswordHasher
-from fastapi_chassis.auth.tokens import Principal, TokenService
+from fastapi_chassis.auth.principal import Principal
+from fastapi_chassis.auth.tokens import TokenService
 from fastapi_chassis.errors import ConfigurationError
 from fastapi_chassis.state import StateStore
 

@@ -23,7 +23,8 @@ from starlette.requests import HTTPConnection
 from fastapi_chassis._context import subject_var
 from fastapi_chassis.auth._install import SCHEME_NAME, get_auth
 from fastapi_chassis.auth.passwords import PasswordHasher
-from fastapi_chassis.auth.tokens import InvalidToken, Principal, TokenService, parse_scopes
+from fastapi_chassis.auth.principal import InvalidToken, Principal, parse_scopes
+from fastapi_chassis.auth.tokens import TokenService
 from fastapi_chassis.errors import Forbidden, Unauthorized
 
 __all__ = [

@@ -18,7 +18,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from fastapi_chassis.auth._install import SCOPES_MARK, TOKEN_ENDPOINT_MARK, get_auth
 from fastapi_chassis.auth.dependencies import CurrentPrincipal
-from fastapi_chassis.auth.tokens import Principal, TokenPair, parse_scopes
+from fastapi_chassis.auth.principal import Principal, TokenPair, parse_scopes
 from fastapi_chassis.errors import ConfigurationError, ProblemDetail, Unauthorized
 
 __all__ = ["InvalidCredentials", "auth_router"]

@@ -16,27 +16,16 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jwt
-from pydantic import BaseModel, Field
 
 from fastapi_chassis.auth._keys import EnvVar, KeySet, load_keys, valid_kid
-from fastapi_chassis.errors import Unauthorized
+from fastapi_chassis.auth.principal import InvalidToken, Principal, TokenPair, parse_scopes
 from fastapi_chassis.settings import AuthSettings
 from fastapi_chassis.state import MemoryStore, StateStore
 
-__all__ = [
-    "ACCESS_TOKEN_TYPE",
-    "REFRESH_TOKEN_TYPE",
-    "RESERVED_CLAIMS",
-    "InvalidToken",
-    "Principal",
-    "TokenPair",
-    "TokenService",
-    "parse_scopes",
-]
+__all__ = ["ACCESS_TOKEN_TYPE", "REFRESH_TOKEN_TYPE", "RESERVED_CLAIMS", "TokenService"]
 
 #: `typ` header of access tokens (RFC 9068) and of refresh tokens (never accepted for access).
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105
@@ -48,79 +37,10 @@ RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "s
 TokenKind = Literal["access", "refresh"]
 _TYP: dict[str, str] = {"access": ACCESS_TOKEN_TYPE, "refresh": REFRESH_TOKEN_TYPE}
 
-# RFC 6749 scope-token: printable ASCII except space, `"` and `\`.
-_SCOPE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 # Compact JWS: three base64url segments; anything else is refused before any decoding.
 _COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # Header members that change how PyJWT reads a token; our tokens never carry them.
 _FORBIDDEN_HEADERS = ("crit", "b64")
-
-
-class InvalidToken(Unauthorized):
-    """The presented token is malformed, expired, badly signed or revoked (RFC 6750)."""
-
-    code = "invalid_token"
-    title = "Invalid token"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(
-            detail,
-            headers={
-                "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{detail}"'
-            },
-        )
-
-
-def parse_scopes(value: str | Iterable[str]) -> tuple[str, ...]:
-    """Scopes from a space-separated string (runs of spaces tolerated) or an iterable.
-
-    Raises:
-        ValueError: a scope contains a character RFC 6749 does not allow (control, `"`, `\\`).
-    """
-    items = value.split(" ") if isinstance(value, str) else list(value)
-    scopes: list[str] = []
-    for item in items:
-        if item == "" and isinstance(value, str):
-            continue
-        if not _SCOPE.fullmatch(item):
-            raise ValueError(f"invalid scope {item!r}: use printable ASCII without spaces")
-        if item not in scopes:
-            scopes.append(item)
-    return tuple(scopes)
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a verified access token speaks for."""
-
-    subject: str
-    scopes: frozenset[str] = frozenset()
-    claims: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_claims(cls, claims: Mapping[str, Any]) -> Principal:
-        """The principal of verified claims."""
-        return cls(
-            subject=str(claims["sub"]),
-            scopes=frozenset(parse_scopes(claims.get("scope", ""))),
-            claims=dict(claims),
-        )
-
-    def has_scopes(self, *scopes: str) -> bool:
-        """Whether every one of `scopes` was granted."""
-        return all(scope in self.scopes for scope in scopes)
-
-
-class TokenPair(BaseModel):
-    """A token response (RFC 6749 section 5.1)."""
-
-    access_token: str = Field(description="The access token (a JWT).")
-    token_type: str = Field(default="bearer", description="Always `bearer`.")
-    expires_in: int = Field(description="Access token lifetime, seconds.")
-    refresh_token: str | None = Field(
-        default=None, description="Refresh token, when refresh tokens are enabled."
-    )
-    scope: str = Field(default="", description="Granted scopes, space-separated.")
 
 
 def _default_env_var(name: str) -> str:
