@@ -296,3 +296,23 @@ def test_websockets_authenticate_with_the_same_dependencies() -> None:
             assert socket.receive_json() == {"name": "alice"}
         with client.websocket_connect("/ws") as socket:
             assert socket.receive_json() == {"name": None}
+
+
+def test_outer_middleware_sees_the_subject_after_the_app_answers() -> None:
+    seen: list[str | None] = []
+
+    class RecordSubject:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            await self.app(scope, receive, send)
+            if scope["type"] == "http":
+                seen.append(subject_var.get())
+
+    app = make_app()
+    app.add_middleware(RecordSubject)
+    with TestClient(app) as client:
+        client.get("/me", headers=bearer(app, "alice"))
+        client.get("/maybe")
+    assert seen == ["alice", None]
