@@ -10,8 +10,8 @@ from contextvars import ContextVar
 
 request_id_var: ContextVar[str | None] = ContextVar("fastapi_chassis_request_id", default=None)
 
-#: The authenticated subject (e.g. the JWT `sub`) of the current request, once auth knows it.
-#: Set by the auth dependencies; log lines carry it as `subject`.
+#: The `sub` of the verified token of the request being served (set by the auth dependencies),
+#: for log lines and rate-limit keys; None before authentication or for anonymous requests.
 subject_var: ContextVar[str | None] = ContextVar("fastapi_chassis_subject", default=None)
 
 

@@ -59,6 +59,38 @@ def _secret_problem(env: str, value: str | None, purpose: str) -> str | None:
     return None
 
 
+# OWASP's argon2id minimum is m=19 MiB, t=2; its equivalent pairs all keep m x t >= 7 MiB x 5.
+ARGON2_MIN_MEMORY_X_TIME = 7168 * 5
+
+
+def _auth_problems(settings: ChassisSettings) -> list[str]:
+    auth = settings.auth
+    env = settings.env_var
+    problems: list[str] = []
+    if auth.algorithm.upper().startswith(_HMAC_PREFIX):
+        for kid, value in auth.verification_keys.items():
+            problem = _secret_problem(
+                f"{env('auth', 'verification_keys')}[{kid!r}]",
+                value.get_secret_value(),
+                "JWT verification secret",
+            )
+            if problem:
+                problems.append(problem)
+    elif auth.private_key is None and auth.private_key_file is None:
+        problems.append(
+            f"{env('auth', 'private_key')} (or {env('auth', 'private_key_file')}) is not set; "
+            f"{auth.algorithm} in production needs a stable private key, or tokens die with "
+            "the process (generate one, e.g. `openssl genpkey -algorithm ed25519`)"
+        )
+    if auth.argon2_memory_cost * auth.argon2_time_cost < ARGON2_MIN_MEMORY_X_TIME:
+        problems.append(
+            f"{env('auth', 'argon2_memory_cost')} x {env('auth', 'argon2_time_cost')} is "
+            f"{auth.argon2_memory_cost} KiB x {auth.argon2_time_cost}, below OWASP's argon2id "
+            "minimum (19456 KiB x 2); keep the defaults (65536 KiB x 3) in production"
+        )
+    return problems
+
+
 def collect_production_problems(settings: ChassisSettings) -> list[str]:
     """Every unsafe production value in `settings`, as messages naming variable and fix."""
     problems: list[str] = []
@@ -78,6 +110,8 @@ def collect_production_problems(settings: ChassisSettings) -> list[str]:
         )
         if problem:
             problems.append(problem)
+
+    problems.extend(_auth_problems(settings))
 
     cursor = settings.pagination.cursor_secret
     if cursor is not None:

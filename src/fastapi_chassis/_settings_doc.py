@@ -19,6 +19,9 @@ from fastapi_chassis.settings import ChassisSettings
 PRODUCTION_RULES: dict[str, str] = {
     "debug": "must be false",
     "auth.jwt_secret": ">= 32 random bytes, not a well-known value (HMAC algorithms)",
+    "auth.private_key": "required (or `private_key_file`) for RS256/ES256/EdDSA",
+    "auth.verification_keys": "HMAC secrets: as `jwt_secret`",
+    "auth.argon2_memory_cost": "x `argon2_time_cost` >= OWASP minimum (19456 KiB x 2)",
     "pagination.cursor_secret": ">= 32 random bytes when set",
     "cors.allow_origins": "no `*` while `allow_credentials` is true",
     "cors.allow_credentials": "not with `*` origins",

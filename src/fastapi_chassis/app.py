@@ -20,6 +20,7 @@ from fastapi_chassis._chassis import Chassis, get_chassis
 from fastapi_chassis._docs import install_docs
 from fastapi_chassis._error_boundary import install_error_boundary
 from fastapi_chassis._proxy import TrustedProxies
+from fastapi_chassis.auth._install import UserLoader, install_auth
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
 from fastapi_chassis.middleware.body_limit import install_body_limit
@@ -46,12 +47,17 @@ def get_settings(connection: HTTPConnection) -> ChassisSettings:
 CurrentSettings = Annotated[ChassisSettings, Depends(get_settings)]
 
 
-def build_app(settings: ChassisSettings | None = None, **fastapi_kwargs: Any) -> FastAPI:
+def build_app(
+    settings: ChassisSettings | None = None,
+    *,
+    user_loader: UserLoader | None = None,
+    **fastapi_kwargs: Any,
+) -> FastAPI:
     """`FastAPI(...)` with title, version and docs from `settings`, then `install()`.
 
-    With no `settings`, they are read from the environment. Keyword arguments go to `FastAPI`
-    and win over the values derived from settings; a `lifespan=` runs inside the chassis'
-    own (chassis resources open first and close last).
+    With no `settings`, they are read from the environment. `user_loader` goes to `install()`.
+    Other keyword arguments go to `FastAPI` and win over the values derived from settings; a
+    `lifespan=` runs inside the chassis' own (chassis resources open first and close last).
     """
     settings = settings if settings is not None else ChassisSettings()
     docs_on = settings.docs_enabled
@@ -65,12 +71,20 @@ def build_app(settings: ChassisSettings | None = None, **fastapi_kwargs: Any) ->
     }
     kwargs.update(fastapi_kwargs)
     app = FastAPI(**kwargs)
-    install(app, settings)
+    install(app, settings, user_loader=user_loader)
     return app
 
 
-def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
+def install(
+    app: FastAPI,
+    settings: ChassisSettings | None = None,
+    *,
+    user_loader: UserLoader | None = None,
+) -> None:
     """Wire every enabled building block onto `app`, keeping its routes, middleware and handlers.
+
+    `user_loader(principal) -> user | None` (sync or async) gives `CurrentUser` the app's own
+    user object for a verified token; without it, `CurrentUser` is the `Principal`.
 
     Raises:
         ConfigurationError: the app was already installed, or has already started serving.
@@ -91,6 +105,7 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
         configure_logging(settings)
     install_error_handlers(app)
     install_state(chassis)
+    install_auth(app, chassis, user_loader=user_loader)
     docs = install_docs(app)  # Swagger UI / ReDoc served by the app itself
 
     # The request path, outermost first.

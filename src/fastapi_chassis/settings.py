@@ -7,6 +7,7 @@ in production, refuses unsafe values with one error that lists every problem.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -224,17 +225,85 @@ class ErrorsSettings(_Group):
 
 
 class AuthSettings(_Group):
-    """JWT tokens and password hashing."""
+    """JWT access and refresh tokens, and argon2id password hashing."""
 
-    algorithm: str = Field(default="HS256", description="JWT signing algorithm.")
+    algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"] = Field(
+        default="HS256",
+        description="JWT signing algorithm; every key (signing and verification) uses its family.",
+    )
     jwt_secret: SecretStr | None = Field(
         default=None,
-        description="HMAC secret (>= 32 bytes). Unset in dev/test: a random per-process secret.",
+        description="HMAC secret for HS* (>= the hash size: 32/48/64 bytes). "
+        "Unset in dev/test: a random per-process secret.",
+    )
+    private_key: SecretStr | None = Field(
+        default=None,
+        description="PEM private key for RS256/ES256/EdDSA. "
+        "Unset (and no file) in dev/test: an ephemeral per-process key.",
+    )
+    private_key_file: Path | None = Field(
+        default=None, description="File holding the PEM private key (instead of `private_key`)."
+    )
+    kid: str | None = Field(
+        default=None,
+        description="Key id of the signing key, sent in the token header. "
+        "Unset: derived from the key (RFC 7638 thumbprint for public keys).",
+    )
+    verification_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Further keys that verify (never sign), by kid, for rotation: HMAC secrets, "
+        'or PEM public keys (or paths to PEM files). JSON: {"2025-01": "-----BEGIN ..."}.',
+    )
+    jwks_path: str = Field(
+        default="/.well-known/jwks.json",
+        description="Where the public keys are published (RS256/ES256/EdDSA); empty: not served.",
     )
     issuer: str | None = Field(default=None, description="`iss` issued and required.")
     audience: str | None = Field(default=None, description="`aud` issued and required.")
     access_token_ttl: int = Field(default=900, ge=1, description="Access token lifetime, seconds.")
     leeway: int = Field(default=30, ge=0, le=60, description="Clock leeway, seconds (max 60).")
+    refresh_tokens: bool = Field(
+        default=False, description="Issue refresh tokens (rotated on use, reuse revokes them)."
+    )
+    refresh_token_ttl: int = Field(
+        default=14 * 24 * 3600, ge=1, description="Refresh token lifetime, seconds."
+    )
+    check_revocation: bool = Field(
+        default=True,
+        description="Look up revoked tokens in the shared store on every verification.",
+    )
+    max_token_bytes: int = Field(
+        default=8192,
+        ge=256,
+        le=65536,
+        description="Longest token accepted, checked before parsing.",
+    )
+    argon2_time_cost: int = Field(default=3, ge=1, description="argon2id passes (RFC 9106: 3).")
+    argon2_memory_cost: int = Field(
+        default=65536,
+        ge=8,
+        description="argon2id memory per hash, KiB (RFC 9106 low-memory profile: 65536 = 64 MiB).",
+    )
+    argon2_parallelism: int = Field(default=4, ge=1, description="argon2id lanes (RFC 9106: 4).")
+    max_password_bytes: int = Field(
+        default=1024, ge=64, description="Longest password accepted (UTF-8 bytes); longer: 422."
+    )
+    max_concurrent_hashes: int = Field(
+        default=4,
+        ge=1,
+        description="Password hashes running at once per process; each uses `argon2_memory_cost`.",
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> AuthSettings:
+        if self.argon2_memory_cost < 8 * self.argon2_parallelism:
+            raise ValueError(
+                f"auth.argon2_memory_cost ({self.argon2_memory_cost} KiB) must be at least "
+                f"8 x auth.argon2_parallelism ({8 * self.argon2_parallelism} KiB)"
+            )
+        if self.private_key is not None and self.private_key_file is not None:
+            raise ValueError("set auth.private_key or auth.private_key_file, not both")
+        return self
 
 
 class RateLimitSettings(_Group):

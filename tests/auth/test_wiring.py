@@ -1,0 +1,73 @@
+"""What install() wires for auth: startup key errors, the JWKS route, a valid OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+from openapi_spec_validator import OpenAPIV31SpecValidator
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from fastapi_chassis import (
+    AuthSettings,
+    ChassisSettings,
+    ConfigurationError,
+    build_app,
+    get_token_service,
+)
+from fastapi_chassis.demo import create_app
+from tests.auth.conftest import auth_settings
+
+
+def test_an_unusable_key_fails_at_startup_naming_the_apps_variable() -> None:
+    class Settings(ChassisSettings):
+        model_config = SettingsConfigDict(env_prefix="NOTES_")
+
+    with pytest.raises(ConfigurationError, match="NOTES_AUTH__JWT_SECRET is 5 bytes"):
+        build_app(Settings(auth=AuthSettings(jwt_secret=SecretStr("short"))))
+
+
+def test_jwks_is_served_for_public_key_algorithms(keypairs: dict[str, tuple[str, str]]) -> None:
+    private_pem, _ = keypairs["EdDSA"]
+    app = build_app(
+        ChassisSettings(auth=auth_settings(algorithm="EdDSA", private_key=SecretStr(private_pem)))
+    )
+    with TestClient(app) as client:
+        response = client.get("/.well-known/jwks.json")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/jwk-set+json"
+        assert response.headers["cache-control"] == "public, max-age=300"
+        (jwk,) = response.json()["keys"]
+        assert jwk["kty"] == "OKP"
+        assert "d" not in jwk
+        token = get_token_service(app).issue_access_token("alice")
+        assert jwt.get_unverified_header(token)["kid"] == jwk["kid"]
+        public = jwt.PyJWK(jwk).key
+        assert jwt.decode(token, public, algorithms=["EdDSA"])["sub"] == "alice"
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [{}, {"algorithm": "ES256", "jwks_path": ""}],
+    ids=["hmac", "disabled"],
+)
+def test_jwks_is_not_served_for_hmac_or_when_disabled(auth: dict[str, Any]) -> None:
+    app = build_app(ChassisSettings(auth=auth_settings(**auth)))
+    with TestClient(app) as client:
+        assert client.get("/.well-known/jwks.json").status_code == 404
+
+
+def test_the_demo_openapi_document_is_valid_and_declares_the_password_flow() -> None:
+    app = create_app(ChassisSettings(service_name="demo", auth=auth_settings(refresh_tokens=True)))
+    with TestClient(app) as client:
+        schema = client.get("/openapi.json").json()
+    OpenAPIV31SpecValidator(schema).validate()
+    flow = schema["components"]["securitySchemes"]["OAuth2"]["flows"]["password"]
+    assert flow["tokenUrl"] == "auth/token"
+    assert set(flow["scopes"]) == {"notes:read", "notes:write", "admin"}
+    assert schema["paths"]["/notes"]["post"]["security"] == [{"OAuth2": ["notes:write"]}]
+    assert schema["paths"]["/me"]["get"]["security"] == [{"OAuth2": []}]
+    assert "security" not in schema["paths"]["/users"]["post"]
