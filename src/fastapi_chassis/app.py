@@ -18,6 +18,9 @@ from starlette.requests import HTTPConnection
 
 from fastapi_chassis._chassis import Chassis, get_chassis
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
+from fastapi_chassis.health import install_health
+from fastapi_chassis.observability.metrics import install_metrics
+from fastapi_chassis.observability.tracing import install_tracing
 from fastapi_chassis.settings import ChassisSettings
 
 __all__ = ["CurrentSettings", "build_app", "get_settings", "install"]
@@ -80,6 +83,9 @@ def install(app: FastAPI, settings: ChassisSettings | None = None) -> None:
     install_error_handlers(app)
 
     # The request path, outermost first.
+    install_tracing(app, settings)  # outermost: native telemetry, or first outer middleware
+    install_health(app, settings)  # in-flight counter; /healthz, /readyz; drain at shutdown
+    install_metrics(app, settings)  # beside the access log: sees every response's final status
     _install_cors(chassis)
     _install_trusted_hosts(chassis)
 

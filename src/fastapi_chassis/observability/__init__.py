@@ -1,0 +1,1 @@
+"""Observability: structured logging, Prometheus metrics and OpenTelemetry tracing."""
