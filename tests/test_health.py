@@ -380,3 +380,27 @@ def test_sigterm_under_uvicorn_drains_readiness_before_the_server_stops() -> Non
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_health_checks_example_runs() -> None:
+    code = (
+        "from fastapi.testclient import TestClient\n"
+        "import examples.health_checks as ex\n"
+        "with TestClient(ex.app) as c:\n"
+        "    body = c.get('/readyz').json()\n"
+        "    assert body['status'] == 'degraded', body\n"
+        "    assert body['checks']['recommendations']['status'] == 'failed'\n"
+        "    ex.DATABASE_UP = False\n"
+        "    r = c.get('/readyz')\n"
+        "    assert r.status_code == 503 and r.json()['code'] == 'not_ready', r.text\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=subprocess_env(),
+    )
+    assert result.returncode == 0, result.stderr

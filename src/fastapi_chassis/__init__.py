@@ -16,6 +16,7 @@ from fastapi_chassis.errors import (
     Unauthorized,
     UnprocessableEntity,
 )
+from fastapi_chassis.health import HealthRegistry, add_check, get_health
 from fastapi_chassis.settings import (
     AuthSettings,
     BodyLimitSettings,
@@ -52,6 +53,7 @@ __all__ = [
     "ErrorsSettings",
     "Forbidden",
     "Gone",
+    "HealthRegistry",
     "HealthSettings",
     "LoggingSettings",
     "MetricsSettings",
@@ -70,7 +72,9 @@ __all__ = [
     "Unauthorized",
     "UnprocessableEntity",
     "__version__",
+    "add_check",
     "build_app",
+    "get_health",
     "get_request_id",
     "get_settings",
     "install",
