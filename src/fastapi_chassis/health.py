@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -34,8 +34,6 @@ from fastapi_chassis._chassis import get_chassis
 from fastapi_chassis.errors import ConfigurationError, problem_body, problem_response
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     from fastapi_chassis.settings import ChassisSettings
 
 __all__ = [
@@ -251,7 +249,10 @@ class HealthRegistry:
         previous = signal.getsignal(signal.SIGTERM)
         if not callable(previous):
             return _nothing
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # another event loop (trio): leave signals to the server
+            return _nothing
         delay = self.drain_seconds
         pending: list[asyncio.TimerHandle] = []
 
@@ -327,7 +328,28 @@ class HealthRegistry:
         include_in_schema: bool = False,
     ) -> APIRouter:
         """An `APIRouter` serving liveness and readiness for this registry."""
-        router = APIRouter(include_in_schema=include_in_schema, tags=["health"])
+        router = APIRouter()
+        self.add_routes(
+            router,
+            liveness_path=liveness_path,
+            readiness_path=readiness_path,
+            include_in_schema=include_in_schema,
+        )
+        return router
+
+    def add_routes(
+        self,
+        target: FastAPI | APIRouter,
+        *,
+        liveness_path: str = "/healthz",
+        readiness_path: str = "/readyz",
+        include_in_schema: bool = False,
+    ) -> None:
+        """Add the liveness and readiness routes straight to an app or router.
+
+        On recent FastAPI releases an included router is matched as a nested router, which
+        costs every request routed after it; adding the two routes directly does not.
+        """
 
         async def liveness() -> Response:
             return Response(_LIVE_BODY, media_type="application/json")
@@ -335,9 +357,18 @@ class HealthRegistry:
         async def readiness() -> Response:
             return await self.readiness()
 
-        router.add_api_route(liveness_path, liveness, methods=["GET"], name="liveness")
-        router.add_api_route(readiness_path, readiness, methods=["GET"], name="readiness")
-        return router
+        for path, endpoint, name in (
+            (liveness_path, liveness, "liveness"),
+            (readiness_path, readiness, "readiness"),
+        ):
+            target.add_api_route(
+                path,
+                endpoint,
+                methods=["GET"],
+                name=name,
+                include_in_schema=include_in_schema,
+                tags=["health"],
+            )
 
 
 def _nothing() -> None:
@@ -414,12 +445,11 @@ def install_health(app: FastAPI, settings: ChassisSettings) -> HealthRegistry | 
     chassis.extensions["health"] = registry
     if settings.redis.url is not None:
         registry.add_check("redis", _state_ping(chassis.extensions))
-    app.include_router(
-        registry.router(
-            liveness_path=health.liveness_path,
-            readiness_path=health.readiness_path,
-            include_in_schema=health.include_in_schema,
-        )
+    registry.add_routes(
+        app,
+        liveness_path=health.liveness_path,
+        readiness_path=health.readiness_path,
+        include_in_schema=health.include_in_schema,
     )
     chassis.add_middleware(InFlightMiddleware, registry=registry)
     chassis.add_resource(registry.lifespan)

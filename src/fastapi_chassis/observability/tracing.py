@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_chassis._chassis import get_chassis
+from fastapi_chassis._trace import current_span_id, current_trace_id
 from fastapi_chassis.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -40,40 +41,6 @@ _INSTALL_HINT = 'pip install "fastapi-chassis[otel]"'
 _KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "QUERY"}
 )
-
-# opentelemetry.trace.get_current_span once resolved; False when the API is not installed.
-_get_current_span: Callable[[], Any] | bool | None = None
-
-
-def _span_getter() -> Callable[[], Any] | None:
-    global _get_current_span
-    getter = _get_current_span
-    if getter is None:
-        try:
-            from opentelemetry.trace import get_current_span
-        except ImportError:
-            _get_current_span = False
-            return None
-        _get_current_span = getter = get_current_span
-    return getter if callable(getter) else None
-
-
-def current_trace_id() -> str | None:
-    """The 32-hex trace id of the current span, or None without a valid span."""
-    getter = _span_getter()
-    if getter is None:
-        return None
-    context = getter().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None
-
-
-def current_span_id() -> str | None:
-    """The 16-hex id of the current span, or None without a valid span."""
-    getter = _span_getter()
-    if getter is None:
-        return None
-    context = getter().get_span_context()
-    return format(context.span_id, "016x") if context.is_valid else None
 
 
 def native_telemetry_available(app: Any) -> bool:
