@@ -282,3 +282,25 @@ def test_multiprocess_mode_aggregates_every_worker_in_one_scrape(tmp_path: Path)
         if s.name == "http_request_duration_seconds_count"
     ]
     assert counts == [7.0]
+
+
+def test_reporting_functions_do_nothing_and_import_nothing_while_metrics_are_off() -> None:
+    code = (
+        "import sys\n"
+        "from fastapi_chassis import ChassisSettings, build_app\n"
+        "from fastapi_chassis.observability.metrics import (\n"
+        "    count_auth_failure, count_problem, count_rate_limited)\n"
+        "build_app(ChassisSettings())\n"
+        "count_problem('not_found'); count_auth_failure('expired'); count_rate_limited('api')\n"
+        "assert 'prometheus_client' not in sys.modules, 'imported prometheus_client'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
