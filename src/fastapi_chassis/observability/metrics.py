@@ -23,7 +23,9 @@ from starlette.requests import Request
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fastapi_chassis import _counters
 from fastapi_chassis._chassis import get_chassis
+from fastapi_chassis._counters import count_auth_failure, count_problem, count_rate_limited
 from fastapi_chassis.errors import ConfigurationError, Unauthorized
 
 if TYPE_CHECKING:
@@ -124,30 +126,7 @@ class RequestMetrics:
         child.inc()
 
 
-# The metrics other blocks report to; None while metrics are off, so reporting costs nothing.
-_active: RequestMetrics | None = None
 _by_registry: dict[int, RequestMetrics] = {}
-
-
-def count_problem(code: str) -> None:
-    """Count one problem+json response with error `code` (no-op when metrics are off)."""
-    metrics = _active
-    if metrics is not None:
-        metrics.count(metrics.problems, code)
-
-
-def count_auth_failure(reason: str) -> None:
-    """Count one failed authentication, e.g. "expired", "bad_signature" (no-op when off)."""
-    metrics = _active
-    if metrics is not None:
-        metrics.count(metrics.auth_failures, reason)
-
-
-def count_rate_limited(policy: str) -> None:
-    """Count one request rejected by the rate-limit `policy` (no-op when off)."""
-    metrics = _active
-    if metrics is not None:
-        metrics.count(metrics.rate_limited, policy)
 
 
 def _metrics_for(registry: CollectorRegistry, buckets: Sequence[float]) -> RequestMetrics:
@@ -266,9 +245,8 @@ def install_metrics(
             f"only; the separate port ({settings.env_var('metrics', 'separate_port')}) has no "
             "authentication. Unset one of them (restrict the port with a network policy)"
         )
-    global _active
     metrics = _metrics_for(registry or prometheus_client.REGISTRY, config.buckets)
-    _active = metrics
+    _counters.activate(metrics)
 
     chassis = get_chassis(app)
     chassis.extensions["metrics"] = metrics
