@@ -70,6 +70,7 @@ def test_liveness_answers_200_without_running_checks() -> None:
         response = client.get("/healthz")
         assert response.status_code == 200
         assert response.json() == {"status": "ok"}
+        assert client.head("/healthz").status_code == 200
     assert calls == []
 
 
@@ -168,7 +169,10 @@ def test_health_endpoints_stay_out_of_the_openapi_schema_unless_asked() -> None:
     with TestClient(_app()) as client:
         assert "/healthz" not in client.get("/openapi.json").json()["paths"]
     with TestClient(_app(include_in_schema=True)) as client:
-        assert {"/healthz", "/readyz"} <= set(client.get("/openapi.json").json()["paths"])
+        paths = client.get("/openapi.json").json()["paths"]
+        assert {"/healthz", "/readyz"} <= set(paths)
+        assert set(paths["/healthz"]) == {"get"}
+        assert client.head("/readyz").status_code == 200
 
 
 def test_custom_paths_and_disabled_health() -> None:

@@ -357,6 +357,9 @@ class HealthRegistry:
         async def readiness() -> Response:
             return await self.readiness()
 
+        # Some load balancers probe with HEAD. One route serves both; in the schema, HEAD gets
+        # its own hidden route so the two operations do not share an operation id.
+        methods = ["GET"] if include_in_schema else ["GET", "HEAD"]
         for path, endpoint, name in (
             (liveness_path, liveness, "liveness"),
             (readiness_path, readiness, "readiness"),
@@ -364,11 +367,15 @@ class HealthRegistry:
             target.add_api_route(
                 path,
                 endpoint,
-                methods=["GET"],
+                methods=methods,
                 name=name,
                 include_in_schema=include_in_schema,
                 tags=["health"],
             )
+            if include_in_schema:
+                target.add_api_route(
+                    path, endpoint, methods=["HEAD"], name=f"{name}_head", include_in_schema=False
+                )
 
 
 def _nothing() -> None:
