@@ -146,6 +146,23 @@ def test_routes_of_included_routers_and_mounted_apps_use_their_full_template() -
     assert _requests("/metrics-test/shop/orders/{order_id}") >= 1
 
 
+def test_plain_starlette_routes_are_labelled_by_template_too() -> None:
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+
+    app = build_app(_settings())
+
+    async def plain(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.path_params["name"])
+
+    app.add_route("/metrics-test/plain/{name}", plain)
+    before = _requests("/metrics-test/plain/{name}")
+    with TestClient(app) as client:
+        assert client.get("/metrics-test/plain/a").text == "a"
+        assert client.get("/metrics-test/plain/b").text == "b"
+    assert _requests("/metrics-test/plain/{name}") - before == 2
+
+
 def test_chassis_counters_record_problems_auth_failures_and_rate_limits() -> None:
     build_app(_settings())
 

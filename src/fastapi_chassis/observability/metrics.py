@@ -154,7 +154,7 @@ class MetricsMiddleware:
         self.exclude_paths = frozenset(exclude_paths)
         self._in_progress = metrics.in_progress
         # Plain Starlette routes on older Starlette leave only the endpoint in the scope.
-        self._endpoint_templates: dict[Any, str] = {}
+        self._endpoint_templates: dict[int, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.exclude_paths:
@@ -190,9 +190,11 @@ class MetricsMiddleware:
             endpoint = scope.get("endpoint")
             if endpoint is None:
                 return UNMATCHED
-            template = self._endpoint_templates.get(endpoint)
+            template = self._endpoint_templates.get(id(endpoint))
             if template is None:
                 template = self._find_endpoint(scope, endpoint)
+            if template is UNMATCHED:
+                return UNMATCHED
         inner_root = scope.get("root_path", "")
         if inner_root != root_path:
             # Mounted sub-application: prefix the mount path(s) the router consumed.
@@ -211,7 +213,7 @@ class MetricsMiddleware:
                 break
         else:
             template = UNMATCHED
-        self._endpoint_templates[endpoint] = template
+        self._endpoint_templates[id(endpoint)] = template
         return template
 
 
