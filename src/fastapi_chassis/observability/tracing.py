@@ -141,12 +141,13 @@ def install_tracing(app: FastAPI, settings: ChassisSettings) -> TracerProvider |
     if config.set_global_provider and _global_provider_unset(trace.get_tracer_provider()):
         trace.set_tracer_provider(provider)
 
+    # FastAPI keeps its native telemetry settings in this dict; its request handler reads them
+    # per request, so configuring them after construction takes effect.
     telemetry: MutableMapping[str, Any] | None = getattr(app, "_telemetry", None)
-    if use_native:
-        assert telemetry is not None
+    if use_native and telemetry is not None:
         _configure_native(telemetry, provider, frozenset(excluded), config.operation_spans)
     else:
-        if isinstance(telemetry, dict):
+        if telemetry is not None:
             # Never both: keep FastAPI's own spans off when the middleware traces.
             telemetry["tracing"] = False
         chassis.outer_middleware.insert(
