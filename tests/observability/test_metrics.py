@@ -321,3 +321,39 @@ def test_reporting_functions_do_nothing_and_import_nothing_while_metrics_are_off
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_no_route_is_matched_twice_per_request_with_metrics_and_tracing_on() -> None:
+    from fastapi.routing import APIRoute
+    from starlette.routing import Match
+
+    from fastapi_chassis import TracingSettings
+
+    matched: list[str] = []
+
+    class CountingRoute(APIRoute):
+        def matches(self, scope: Any) -> tuple[Match, Any]:
+            matched.append(self.path)
+            return super().matches(scope)
+
+    settings = _settings().model_copy(
+        update={
+            "tracing": TracingSettings(
+                enabled=True, set_global_provider=False, instrumentation="middleware"
+            )
+        }
+    )
+    app = build_app(settings)
+
+    async def counted(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    app.router.add_api_route(
+        "/metrics-test/counted/{n}", counted, methods=["GET"], route_class_override=CountingRoute
+    )
+    with TestClient(app) as client:
+        matched.clear()
+        for n in range(3):
+            assert client.get(f"/metrics-test/counted/{n}").status_code == 200
+    # Only the router matched it: neither metrics nor tracing scan the routes again.
+    assert matched == ["/metrics-test/counted/{n}"] * 3
