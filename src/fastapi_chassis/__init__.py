@@ -37,6 +37,7 @@ from fastapi_chassis.errors import (
     UnprocessableEntity,
     problem_responses,
 )
+from fastapi_chassis.health import HealthRegistry, add_check, get_health
 from fastapi_chassis.middleware import (
     BodyLimitMiddleware,
     ContentTooLarge,
@@ -110,6 +111,7 @@ __all__ = [
     "ErrorsSettings",
     "Forbidden",
     "Gone",
+    "HealthRegistry",
     "HealthSettings",
     "InsufficientScope",
     "InvalidCursor",
@@ -153,6 +155,7 @@ __all__ = [
     "Unauthorized",
     "UnprocessableEntity",
     "__version__",
+    "add_check",
     "auth_router",
     "body_limit",
     "build_app",
@@ -160,6 +163,7 @@ __all__ = [
     "cursor_pagination",
     "cursor_signing_key",
     "get_current_user",
+    "get_health",
     "get_password_hasher",
     "get_request_id",
     "get_settings",

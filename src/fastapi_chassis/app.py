@@ -22,11 +22,14 @@ from fastapi_chassis._error_boundary import install_error_boundary
 from fastapi_chassis._proxy import TrustedProxies
 from fastapi_chassis.auth._install import UserLoader, install_auth
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
+from fastapi_chassis.health import install_health
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
 from fastapi_chassis.middleware.body_limit import install_body_limit
 from fastapi_chassis.middleware.request_id import install_request_id
 from fastapi_chassis.middleware.security_headers import install_security_headers
 from fastapi_chassis.observability.logging import configure_logging
+from fastapi_chassis.observability.metrics import install_metrics
+from fastapi_chassis.observability.tracing import install_tracing
 from fastapi_chassis.ratelimit import install_rate_limit
 from fastapi_chassis.settings import ChassisSettings
 from fastapi_chassis.state import install_state
@@ -109,8 +112,11 @@ def install(
     docs = install_docs(app)  # Swagger UI / ReDoc served by the app itself
 
     # The request path, outermost first.
+    install_tracing(app, settings)  # outermost: native telemetry, or first outer middleware
+    install_health(app, settings)  # in-flight counter; /healthz, /readyz; drain at shutdown
     install_request_id(chassis)
     _install_access_log(chassis)
+    install_metrics(app, settings)  # beside the access log: sees every response's final status
     install_security_headers(chassis, docs)
     _install_cors(chassis)
     _install_trusted_hosts(chassis)

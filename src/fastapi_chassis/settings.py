@@ -396,6 +396,30 @@ class MetricsSettings(_Group):
 
     enabled: bool = Field(default=False, description="Expose Prometheus metrics.")
     path: str = Field(default="/metrics", description="Metrics endpoint path.")
+    bearer_token: SecretStr | None = Field(
+        default=None,
+        description="When set, scrapes must send `Authorization: Bearer <token>`; others get 401.",
+    )
+    separate_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve metrics on this port (own HTTP server thread) instead of a route "
+        "of the app. Not for multi-worker servers: each worker would bind the port.",
+    )
+    separate_host: str = Field(
+        default="0.0.0.0",  # noqa: S104
+        description="Interface the separate metrics server listens on.",
+    )
+    buckets: list[float] = Field(
+        default_factory=lambda: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+        min_length=1,
+        description="Upper bounds of the request-duration histogram buckets, seconds.",
+    )
+    exclude_paths: list[str] = Field(
+        default_factory=list,
+        description="Extra request paths not measured (the health and metrics paths never are).",
+    )
 
 
 class TracingSettings(_Group):
@@ -405,9 +429,36 @@ class TracingSettings(_Group):
     exporter: Literal["none", "console", "otlp"] = Field(
         default="none", description="Where spans go."
     )
-    endpoint: str | None = Field(default=None, description="OTLP/HTTP endpoint.")
+    endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces; unset: "
+        "the exporter's default (OTEL_EXPORTER_OTLP_* variables apply).",
+    )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Headers sent with every OTLP export (e.g. an API key), as a JSON object.",
+    )
     sample_ratio: float = Field(
         default=1.0, ge=0.0, le=1.0, description="Parent-based ratio sampler."
+    )
+    set_global_provider: bool = Field(
+        default=True,
+        description="Also make the chassis' TracerProvider the process-wide one, so "
+        "`trace.get_tracer()` in your code joins request traces (only if none is set yet).",
+    )
+    instrumentation: Literal["auto", "native", "middleware"] = Field(
+        default="auto",
+        description="How requests are traced: FastAPI's native telemetry (releases that have "
+        "it), opentelemetry-instrumentation's ASGI middleware, or auto (native when available).",
+    )
+    operation_spans: bool = Field(
+        default=False,
+        description="FastAPI releases with native telemetry only: child spans for dependency "
+        "resolution, the endpoint and serialization (costs time per request).",
+    )
+    exclude_paths: list[str] = Field(
+        default_factory=list,
+        description="Extra request paths never traced (the health and metrics paths never are).",
     )
 
 
@@ -418,6 +469,20 @@ class HealthSettings(_Group):
     liveness_path: str = Field(default="/healthz", description="Liveness path.")
     readiness_path: str = Field(default="/readyz", description="Readiness path.")
     check_timeout: float = Field(default=2.0, gt=0, description="Per-check timeout, seconds.")
+    include_in_schema: bool = Field(
+        default=False, description="List the health endpoints in the OpenAPI document."
+    )
+    drain_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="On SIGTERM and at shutdown, readiness answers 503 for this long before the "
+        "server stops accepting. Unset: 0 in dev/test, 5 in staging/prod (Kubernetes: 5-10).",
+    )
+    shutdown_timeout: float = Field(
+        default=30.0,
+        ge=0,
+        description="Longest wait at shutdown for in-flight requests to finish, seconds.",
+    )
 
 
 class PaginationSettings(_Group):

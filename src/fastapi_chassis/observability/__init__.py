@@ -1,4 +1,4 @@
-"""Observability: structured logging (and, with their extras, metrics and tracing)."""
+"""Observability: structured logging, Prometheus metrics and OpenTelemetry tracing."""
 
 from fastapi_chassis.observability.logging import (
     REDACTED,
