@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from fastapi_chassis._context import get_request_id
+from fastapi_chassis._counters import count_problem
+from fastapi_chassis._trace import current_trace_id
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -88,6 +90,9 @@ class ProblemDetail(BaseModel):
     code: str = Field(description="Stable, machine-readable error code; branch on this.")
     request_id: str | None = Field(
         default=None, description="Id of the request that failed; quote it in bug reports."
+    )
+    trace_id: str | None = Field(
+        default=None, description="OpenTelemetry trace id of the request, when it was traced."
     )
     errors: list[ProblemFieldError] | None = Field(
         default=None, description="The invalid inputs, on validation failures (422)."
@@ -245,6 +250,10 @@ def problem_body(
     request_id = get_request_id()
     if request_id is not None:
         body["request_id"] = request_id
+    trace_id = current_trace_id()
+    if trace_id is not None:
+        body["trace_id"] = trace_id
+    count_problem(code)
     if extra:
         for key, value in extra.items():
             body.setdefault(key, value)

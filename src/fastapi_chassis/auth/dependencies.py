@@ -21,6 +21,7 @@ from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
 from fastapi_chassis._context import subject_var
+from fastapi_chassis._counters import count_auth_failure
 from fastapi_chassis.auth._install import SCHEME_NAME, get_auth
 from fastapi_chassis.auth.passwords import PasswordHasher
 from fastapi_chassis.auth.principal import InvalidToken, Principal, parse_scopes
@@ -142,7 +143,12 @@ async def get_optional_principal(
     if credentials is not None:
         if not credentials:
             raise InvalidToken("empty bearer token")
-        principal = Principal.from_claims(await _tokens(request).verify(credentials))
+        try:
+            principal = Principal.from_claims(await _tokens(request).verify(credentials))
+        except InvalidToken as exc:
+            # The details are fixed strings in tokens.py, so the label set stays bounded.
+            count_auth_failure((exc.detail or "invalid_token").replace(" ", "_")[:48])
+            raise
         request.state.principal = principal
         subject_var.set(principal.subject)
     setattr(request.state, _PRINCIPAL, principal)
@@ -154,6 +160,7 @@ async def get_current_principal(
 ) -> Principal:
     """The verified principal; 401 without credentials."""
     if principal is None:
+        count_auth_failure("missing_credentials")
         raise NotAuthenticated()
     return principal
 
@@ -224,6 +231,7 @@ def require_scopes(*scopes: str) -> Any:
     async def check_scopes(principal: CurrentPrincipal) -> Principal:
         missing = [scope for scope in required if scope not in principal.scopes]
         if missing:
+            count_auth_failure("insufficient_scope")
             raise InsufficientScope(required, missing)
         return principal
 

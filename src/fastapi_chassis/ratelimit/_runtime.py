@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fastapi_chassis._counters import count_rate_limited
 from fastapi_chassis._proxy import TrustedProxies
 from fastapi_chassis.errors import PROBLEM_JSON, ConfigurationError, problem_body, problem_bytes
 from fastapi_chassis.ratelimit._limits import Limit
@@ -51,6 +52,8 @@ class RateLimiting:
 
     def emit(self, event: RateLimitEvent) -> None:
         """Call every listener with `event`; a failing listener is logged, never raised."""
+        if event.kind == "rejected":
+            count_rate_limited(event.policy)
         for listener in self.listeners:
             try:
                 listener(event)
