@@ -44,7 +44,7 @@ def test_multiple_forwarded_for_header_lines_are_joined_in_order() -> None:
 
 
 def test_rfc7239_forwarded_header_with_ipv6_and_ports() -> None:
-    proxies = TrustedProxies(["127.0.0.1"])
+    proxies = TrustedProxies(["127.0.0.1"], header="forwarded")
     s = scope("127.0.0.1", ("Forwarded", 'for="[2001:db8::1]:4711";proto=https, for=127.0.0.1'))
     assert proxies.client_ip(s) == "2001:db8::1"
     assert proxies.scheme(s) == "https"
@@ -83,3 +83,20 @@ def test_client_ip_never_raises_and_untrusted_peer_always_wins(hops: list[str]) 
         return
     assert proxies.client_ip(scope("203.0.113.5", ("X-Forwarded-For", header))) == "203.0.113.5"
     proxies.client_ip(scope("10.0.0.5", ("X-Forwarded-For", header)))
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"), [("x-forwarded", "198.51.100.7"), ("forwarded", "6.6.6.6")]
+)
+def test_only_the_configured_header_family_is_read(header: str, expected: str) -> None:
+    # A proxy appending X-Forwarded-For passes the client's own Forwarded through (and vice
+    # versa); reading both would let the client choose its address.
+    proxies = TrustedProxies(["10.0.0.0/8"], header=header)  # type: ignore[arg-type]
+    s = scope(
+        "10.0.0.2",
+        ("Forwarded", "for=6.6.6.6;proto=https"),
+        ("X-Forwarded-For", "198.51.100.7"),
+        ("X-Forwarded-Proto", "http"),
+    )
+    assert proxies.client_ip(s) == expected
+    assert proxies.scheme(s) == ("http" if header == "x-forwarded" else "https")

@@ -4,16 +4,26 @@
 the socket peer is a proxy we trust. The client is the rightmost address in the forwarding chain
 that is not a trusted proxy: every hop to its right was appended by infrastructure we trust,
 everything to its left could have been forged by the client.
+
+Only one header family is read, the one the proxies write (`header`): a proxy that appends to
+`X-Forwarded-For` usually passes a client's own `Forwarded` through untouched, so reading both
+would let the client pick its address.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Literal
 
 from starlette.types import Scope
 
 from fastapi_chassis.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from fastapi_chassis.settings import ChassisSettings
+
+ForwardingHeader = Literal["x-forwarded", "forwarded"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -54,9 +64,15 @@ def _forwarded_proto(value: str) -> str | None:
 class TrustedProxies:
     """Resolve client address and scheme from a scope, honouring only trusted proxies."""
 
-    __slots__ = ("_networks",)
+    __slots__ = ("_networks", "header")
 
-    def __init__(self, trusted: Iterable[str], *, setting: str = "CHASSIS_PROXY__TRUSTED") -> None:
+    def __init__(
+        self,
+        trusted: Iterable[str],
+        *,
+        header: ForwardingHeader = "x-forwarded",
+        setting: str = "CHASSIS_PROXY__TRUSTED",
+    ) -> None:
         networks: list[IPNetwork] = []
         for entry in trusted:
             try:
@@ -67,6 +83,16 @@ class TrustedProxies:
                     "(e.g. 10.0.0.0/8 or 127.0.0.1)"
                 ) from exc
         self._networks = tuple(networks)
+        self.header = header
+
+    @classmethod
+    def from_settings(cls, settings: ChassisSettings) -> TrustedProxies:
+        """The resolver for `settings.proxy` (errors name the environment variable)."""
+        return cls(
+            settings.proxy.trusted,
+            header=settings.proxy.header,
+            setting=settings.env_var("proxy", "trusted"),
+        )
 
     def __bool__(self) -> bool:
         return bool(self._networks)
@@ -84,14 +110,13 @@ class TrustedProxies:
         peer = self._peer(scope)
         if not self._networks or peer is None or not self.is_trusted(_parse_ip(peer)):
             return peer
-        forwarded: list[str] = []
-        xff: list[str] = []
+        chain: list[str] = []
+        forwarded = self.header == "forwarded"
         for name, value in scope.get("headers", ()):
-            if name == b"forwarded":
-                forwarded.extend(_forwarded_for(value.decode("latin-1")))
-            elif name == b"x-forwarded-for":
-                xff.extend(part for part in value.decode("latin-1").split(","))
-        chain = forwarded or xff
+            if forwarded and name == b"forwarded":
+                chain.extend(_forwarded_for(value.decode("latin-1")))
+            elif not forwarded and name == b"x-forwarded-for":
+                chain.extend(value.decode("latin-1").split(","))
         client = peer
         for hop in reversed(chain):
             address = _parse_ip(hop)
@@ -108,13 +133,13 @@ class TrustedProxies:
         scheme = str(scope.get("scheme", "http"))
         if not self._networks or not self.is_trusted(_parse_ip(self._peer(scope) or "")):
             return scheme
+        forwarded = self.header == "forwarded"
         for name, value in scope.get("headers", ()):
-            if name == b"forwarded":
+            if forwarded and name == b"forwarded":
                 proto = _forwarded_proto(value.decode("latin-1"))
                 if proto in ("http", "https"):
                     return proto
-        for name, value in scope.get("headers", ()):
-            if name == b"x-forwarded-proto":
+            elif not forwarded and name == b"x-forwarded-proto":
                 last: str = value.decode("latin-1").split(",")[-1].strip().lower()
                 if last in ("http", "https"):
                     return last

@@ -165,9 +165,7 @@ def _install_access_log(chassis: Chassis) -> None:
         Middleware(
             AccessLogMiddleware,
             skip_paths=skip,
-            trusted_proxies=TrustedProxies(
-                settings.proxy.trusted, setting=settings.env_var("proxy", "trusted")
-            ),
+            trusted_proxies=TrustedProxies.from_settings(settings),
         )
     )
 

@@ -190,6 +190,11 @@ class ProxySettings(_Group):
         description="IPs or CIDRs of trusted proxies; X-Forwarded-For/-Proto and Forwarded "
         "are honoured only from these peers. Empty: the socket peer is the client.",
     )
+    header: Literal["x-forwarded", "forwarded"] = Field(
+        default="x-forwarded",
+        description="The header family the proxies write: `x-forwarded` (X-Forwarded-For/-Proto, "
+        "nginx, most load balancers) or `forwarded` (RFC 7239). Only that one is read.",
+    )
 
 
 class ErrorsSettings(_Group):

@@ -120,7 +120,7 @@ class SecurityHeadersMiddleware:
         headers: Mapping[str, str | None] | None = None,
         hsts: str | None = "max-age=63072000; includeSubDomains",
         force_hsts: bool = False,
-        trusted_proxies: Iterable[str] = (),
+        trusted_proxies: Iterable[str] | TrustedProxies = (),
         page_csp: Mapping[str, str] | None = None,
     ) -> None:
         merged: dict[str, str | None] = {}
@@ -141,7 +141,11 @@ class SecurityHeadersMiddleware:
         }
         self._hsts = _encode("Strict-Transport-Security", hsts) if hsts else None
         self._force_hsts = force_hsts
-        self._proxies = TrustedProxies(trusted_proxies)
+        self._proxies = (
+            trusted_proxies
+            if isinstance(trusted_proxies, TrustedProxies)
+            else TrustedProxies(trusted_proxies)
+        )
 
     def _route_path(self, scope: Scope) -> str:
         path: str = scope["path"]
@@ -205,7 +209,7 @@ def install_security_headers(chassis: Chassis, docs: DocsPages) -> None:
         "headers": headers,
         "hsts": hsts,
         "force_hsts": config.force_hsts,
-        "trusted_proxies": settings.proxy.trusted,
+        "trusted_proxies": TrustedProxies.from_settings(settings),
         "page_csp": docs.policies(config.docs_content_security_policy),
     }
     SecurityHeadersMiddleware(_unused, **options)  # fail at install time, not at first request

@@ -73,9 +73,7 @@ def install_rate_limit(chassis: Chassis) -> RateLimiting:
     store = chassis.extensions.get("state")
     runtime = RateLimiting(
         limiter=create_limiter(store) if isinstance(store, StateStore) else MemoryLimiter(),
-        proxies=TrustedProxies(
-            settings.proxy.trusted, setting=settings.env_var("proxy", "trusted")
-        ),
+        proxies=TrustedProxies.from_settings(settings),
         exempt_keys=frozenset(config.exempt_keys),
         fail_open=config.fail_open,
         legacy_headers=config.legacy_headers,
