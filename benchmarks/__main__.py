@@ -187,7 +187,7 @@ def wired_components(variants: list[Variant]) -> list[str]:
     ]
 
 
-def run_rounds(variants: list[Variant], rounds: int, requests: int) -> None:
+def run_rounds(variants: list[Variant], rounds: int, requests: int, clock: str) -> None:
     active = [v for v in variants if not v.unavailable]
     for r in range(rounds):
         for v in active:
@@ -196,7 +196,7 @@ def run_rounds(variants: list[Variant], rounds: int, requests: int) -> None:
             if "error" in result:
                 v.unavailable = "failed during the run: " + result["error"].splitlines()[-1]
                 continue
-            v.samples.append(result["us"])
+            v.samples.append(result["us" if clock == "cpu" else "wall_us"])
     print(file=sys.stderr)
 
 
@@ -223,6 +223,7 @@ def environment_info(args: argparse.Namespace) -> dict[str, Any]:
         "requests": args.requests,
         "rounds": args.rounds,
         "http_seconds": f"{args.http_seconds:g}",
+        "clock": args.clock,
     }
 
 
@@ -237,6 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="in-process rounds (default 5; quick 2)")
     parser.add_argument("--requests", type=int, help="timed requests per route per process")
     parser.add_argument("--http-seconds", type=float, help="wrk duration per app and route")
+    parser.add_argument(
+        "--clock",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="in-process timing: the process' CPU time (default; robust on a shared machine) "
+        "or wall-clock time (use on an otherwise idle machine)",
+    )
     parser.add_argument("--out", default=os.path.join(RESULTS, "latest.md"))
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (2 if args.quick else 5)
@@ -248,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     print("probing apps ...", file=sys.stderr)
     probe_all(variants)
     print(f"in-process: {args.rounds} rounds x {args.requests} requests/route", file=sys.stderr)
-    run_rounds(variants, args.rounds, args.requests)
+    run_rounds(variants, args.rounds, args.requests, args.clock)
 
     http: dict[str, Any] = {}
     http_note = None

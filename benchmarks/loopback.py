@@ -76,17 +76,36 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0)
     raise RuntimeError(f"server on port {port} did not answer within {timeout:.0f}s")
 
 
-def _wrk(wrk: str, port: int, case: RouteCase, script: str, seconds: float) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time used so far by process `pid` (Linux /proc), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(
+    wrk: str, pid: int, port: int, case: RouteCase, script: str, seconds: float
+) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}{case.path}"
     cmd = [wrk, "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds:g}s", "-s", script, url]
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(
         cmd, capture_output=True, text=True, check=False, timeout=seconds + 30
     ).stdout
+    cpu_after = cpu_seconds(pid)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
+    cpu_us = None
+    if total and int(total.group(1)) and cpu_before is not None and cpu_after is not None:
+        cpu_us = (cpu_after - cpu_before) * 1e6 / int(total.group(1))
     return {
         "rps": float(rps.group(1)) if rps else None,
+        "server_cpu_us": cpu_us,
         "non_2xx": int(bad.group(1)) if bad else 0,
         "socket_errors": errors.group(0) if errors else None,
     }
@@ -114,9 +133,9 @@ def run_http(
             )
             try:
                 _wait_ready(port, proc)
-                _wrk(wrk, port, cases[0], scripts[cases[0].label], 1)  # warm-up
+                _wrk(wrk, proc.pid, port, cases[0], scripts[cases[0].label], 1)  # warm-up
                 results[variant] = {
-                    c.label: _wrk(wrk, port, c, scripts[c.label], seconds) for c in cases
+                    c.label: _wrk(wrk, proc.pid, port, c, scripts[c.label], seconds) for c in cases
                 }
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 results[variant] = {"error": {"message": str(exc)}}

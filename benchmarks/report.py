@@ -159,22 +159,26 @@ def _http(lines: list[str], http: dict[str, Any], note: str | None, seconds: str
         lines.append(note)
         return
     lines.append(
-        "| route | bare rps | popular rps | chassis rps | chassis % of bare | chassis × popular |"
+        "| route | bare rps | popular rps | chassis rps | bare CPU µs | popular CPU µs "
+        "| chassis CPU µs | chassis % of bare (CPU) | chassis × popular (CPU) |"
     )
-    lines.append("|---|---:|---:|---:|---:|---:|")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
-    def rps(name: str, route: str) -> float | None:
+    def value(name: str, route: str, key: str) -> float | None:
         entry = http.get(name, {}).get(route)
-        if not entry or entry.get("rps") is None or entry.get("non_2xx"):
+        if not entry or entry.get(key) is None or entry.get("non_2xx"):
             return None
-        return float(entry["rps"])
+        return float(entry[key])
 
     for route in ROUTES:
-        b, p, c = (rps(n, route) for n in MAIN)
-        cells = ["n/a" if x is None else f"{x:,.0f}" for x in (b, p, c)]
-        pct = None if b is None or c is None else 100 * c / b
-        times = None if p is None or c is None else c / p
-        lines.append(f"| `{route}` | {' | '.join(cells)} | {fmt_pct(pct)} | {fmt_x(times)} |")
+        rps = ["n/a" if x is None else f"{x:,.0f}" for x in (value(n, route, "rps") for n in MAIN)]
+        b, p, c = (value(n, route, "server_cpu_us") for n in MAIN)
+        cpu = ["n/a" if x is None else f"{x:.0f}" for x in (b, p, c)]
+        times = None if p is None or c is None else p / c
+        lines.append(
+            f"| `{route}` | {' | '.join(rps)} | {' | '.join(cpu)} | {fmt_pct(pct_of(b, c))} "
+            f"| {fmt_x(times)} |"
+        )
     for name, routes in http.items():
         for route, entry in routes.items():
             if "message" in entry:
@@ -184,7 +188,11 @@ def _http(lines: list[str], http: dict[str, Any], note: str | None, seconds: str
                     f"\n{name} `{route}`: {entry.get('non_2xx')} non-2xx responses; "
                     f"{entry.get('socket_errors') or 'no socket errors'}"
                 )
-    lines.append(f"\nwrk: 1 thread, 16 connections, {seconds} s per app and route.")
+    lines.append(
+        f"\nwrk: 1 thread, 16 connections, {seconds} s per app and route, on the same machine. "
+        "rps is wall-clock throughput (wrk competes for the same cores); CPU µs is the server "
+        "process' CPU time per request (from /proc), which other load disturbs far less."
+    )
 
 
 def render(
@@ -213,7 +221,14 @@ def render(
         "",
         f"In-process: raw ASGI calls, {info['requests']} timed requests per route per process, "
         f"{info['rounds']} rounds, every app in a fresh process, apps alternating. Cells: µs "
-        "per request, median [min–max] over rounds; ratios compare medians from this run.",
+        "per request, median [min–max] over rounds; ratios compare medians from this run. "
+        + (
+            "Clock: the process' CPU time (user + system, all threads), so rps means requests "
+            "per second of one busy core; other load on the machine inflates it far less than "
+            "wall time."
+            if info.get("clock", "cpu") == "cpu"
+            else "Clock: wall time."
+        ),
         "",
         f"## In-process, {BENCH_ROUTE_COUNT}-route apps",
         "",
