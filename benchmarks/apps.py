@@ -131,6 +131,8 @@ class Built:
 
     app: FastAPI
     notes: list[str] = field(default_factory=list)
+    #: Mints the bearer token `GET /me` accepts; called once the app has started.
+    mint: Callable[[], str] = make_token
 
 
 def build(variant: str, *, routes: int = BENCH_ROUTE_COUNT, auth: str = "auto") -> Built:
@@ -397,14 +399,29 @@ def _build_chassis(enabled: Iterable[str], fillers: int, auth: str) -> Built:
     settings = ChassisSettings(_env_file=None, environment="staging", **data)
     app = build_app(settings)
     dependency = _chassis_subject_dependency() if auth == "auto" else None
+    mint = make_token
     if dependency is None:
         dependency = pyjwt_subject
         notes.append("/me: plain pyjwt dependency (no chassis auth used)")
     else:
         notes.append("/me: chassis auth")
+        mint = _chassis_minter(app)
     add_filler_routes(app, fillers)
     add_routes(app, dependency)
-    return Built(app, notes)
+    return Built(app, notes, mint)
+
+
+def _chassis_minter(app: FastAPI) -> Callable[[], str]:
+    """Tokens signed by the app's own token service when the chassis offers a way to mint them."""
+    try:
+        from fastapi_chassis.testing import mint_token
+    except ImportError:
+        return make_token
+
+    def mint() -> str:
+        return str(mint_token(app, JWT_SUBJECT, ["items:read"]))
+
+    return mint
 
 
 def fingerprint(app: FastAPI) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.apps import BENCH_ROUTE_COUNT, build, fingerprint, make_token
+from benchmarks.apps import BENCH_ROUTE_COUNT, build, fingerprint
 
 ASGI = {"version": "3.0", "spec_version": "2.4"}
 
@@ -231,8 +231,8 @@ async def run(variant: str, routes: int, requests: int, auth: str) -> dict[str, 
         "us": {},
         "wall_us": {},
     }
-    cases = route_cases(make_token())
     async with Lifespan(app) as lifespan:
+        cases = route_cases(built.mint())
         state = lifespan.state or None
         for case in cases:
             exchange = await one_request(app, case, state)

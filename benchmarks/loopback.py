@@ -15,7 +15,6 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.apps import make_token
 from benchmarks.driver import RouteCase, route_cases
 
 WRK_CONNECTIONS = 16
@@ -55,7 +54,7 @@ def _script(case: RouteCase, directory: str) -> str:
         if name.lower() == b"content-length":
             continue
         lines.append(f"wrk.headers[{_lua_string(name.decode())}] = {_lua_string(value.decode())}")
-    path = os.path.join(directory, f"{abs(hash(case.label))}.lua")
+    path = os.path.join(directory, f"{abs(hash((case.label, case.headers)))}.lua")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
@@ -120,24 +119,27 @@ def run_http(
     only: Sequence[str] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """`{variant: {route label: {"rps": ..., ...}}}`; `variants` are (variant, auth) pairs."""
-    cases = [c for c in route_cases(make_token()) if only is None or c.label in only]
     results: dict[str, dict[str, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="chassis-bench-") as tmp:
-        scripts = {c.label: _script(c, tmp) for c in cases}
         for variant, auth in variants:
             port = free_port()
+            token_file = os.path.join(tmp, "token")
             cmd = [sys.executable, "-m", "benchmarks.serve", variant, "--port", str(port)]
-            cmd += ["--routes", str(routes), "--auth", auth]
+            cmd += ["--routes", str(routes), "--auth", auth, "--token-out", token_file]
             proc = subprocess.Popen(
                 cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
             try:
                 _wait_ready(port, proc)
+                with open(token_file) as f:
+                    token = f.read().strip()
+                cases = [c for c in route_cases(token) if only is None or c.label in only]
+                scripts = {c.label: _script(c, tmp) for c in cases}
                 _wrk(wrk, proc.pid, port, cases[0], scripts[cases[0].label], 1)  # warm-up
                 results[variant] = {
                     c.label: _wrk(wrk, proc.pid, port, c, scripts[c.label], seconds) for c in cases
                 }
-            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
                 results[variant] = {"error": {"message": str(exc)}}
             finally:
                 os.kill(proc.pid, signal.SIGTERM)

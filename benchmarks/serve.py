@@ -21,8 +21,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--routes", type=int, default=BENCH_ROUTE_COUNT)
     parser.add_argument("--auth", choices=["auto", "pyjwt"], default="auto")
+    parser.add_argument("--token-out", help="write a bearer token GET /me accepts to this file")
     args = parser.parse_args(argv)
-    app = build(args.variant, routes=args.routes, auth=args.auth).app
+    built = build(args.variant, routes=args.routes, auth=args.auth)
+    app = built.app
+    if args.token_out:
+        with open(args.token_out, "w") as f:
+            f.write(built.mint())
     uvicorn.run(
         app,
         host="127.0.0.1",
