@@ -106,6 +106,15 @@ def plan_variants() -> list[Variant]:
             "chassis base (switchable blocks off)",
         )
     )
+    out.append(
+        Variant(
+            f"chassis:@{BENCH_ROUTE_COUNT}/pyjwt",
+            "chassis:",
+            BENCH_ROUTE_COUNT,
+            "chassis base, `GET /me` with plain pyjwt",
+            auth="pyjwt",
+        )
+    )
     for c in COMPONENTS:
         v = Variant(
             f"chassis:{c.name}@{BENCH_ROUTE_COUNT}",
@@ -142,7 +151,7 @@ def probe_all(variants: list[Variant]) -> None:
     for v in variants:
         if v.unavailable:
             continue
-        result = run_driver(v.variant, v.routes, 0)
+        result = run_driver(v.variant, v.routes, 0, v.auth)
         if "error" in result:
             v.unavailable = "build failed: " + result["error"].strip().splitlines()[-1]
             continue
@@ -162,7 +171,10 @@ def probe_all(variants: list[Variant]) -> None:
                 diff = None
         if diff:
             v.unavailable = f"answers differ from bare FastAPI: {diff}"
-    base = next(v for v in variants if v.variant == "chassis:")
+    base = next(v for v in variants if v.variant == "chassis:" and v.auth == "auto")
+    plain = next(v for v in variants if v.variant == "chassis:" and v.auth == "pyjwt")
+    if "/me: chassis auth" not in base.notes:
+        plain.unavailable = "no chassis auth on this checkout: the base row already uses pyjwt"
     base_middleware = " ".join(base.probe.get("fingerprint", {}).get("middleware", []))
     for c in COMPONENTS:
         v = next(x for x in variants if x.variant == f"chassis:{c.name}")
