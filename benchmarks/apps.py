@@ -379,7 +379,7 @@ def _chassis_subject_dependency() -> Callable[..., Any] | None:
         if dependency is None:
             continue
 
-        def subject(principal: Annotated[Any, Depends(dependency)]) -> str:
+        async def subject(principal: Annotated[Any, Depends(dependency)]) -> str:
             for attr in ("subject", "sub"):
                 value = getattr(principal, attr, None)
                 if value is not None:
