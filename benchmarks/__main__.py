@@ -25,15 +25,8 @@ from importlib import metadata
 from typing import Any
 
 from benchmarks import report
-from benchmarks.apps import (
-    BENCH_ROUTE_COUNT,
-    COMPONENTS,
-    CORE,
-    FULL_DEFAULT,
-    TOTAL_ROUTES_LARGE,
-    component_missing,
-    popular_missing,
-)
+from benchmarks.apps import BENCH_ROUTE_COUNT, TOTAL_ROUTES_LARGE, popular_missing
+from benchmarks.chassis_app import COMPONENTS, CORE, FULL_DEFAULT, component_missing
 from benchmarks.loopback import ensure_wrk, run_http
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -171,10 +164,11 @@ def probe_all(variants: list[Variant]) -> None:
                 diff = None
         if diff:
             v.unavailable = f"answers differ from bare FastAPI: {diff}"
-    base = next(v for v in variants if v.variant == "chassis:" and v.auth == "auto")
-    plain = next(v for v in variants if v.variant == "chassis:" and v.auth == "pyjwt")
+    by_key = {v.key: v for v in variants}
+    base = by_key[f"chassis:@{BENCH_ROUTE_COUNT}"]
+    plain = by_key[f"chassis:@{BENCH_ROUTE_COUNT}/pyjwt"]
     if "/me: chassis auth" not in base.notes:
-        plain.unavailable = "no chassis auth on this checkout: the base row already uses pyjwt"
+        plain.unavailable = "the base row already uses plain pyjwt for `GET /me`"
     base_middleware = " ".join(base.probe.get("fingerprint", {}).get("middleware", []))
     for c in COMPONENTS:
         v = next(x for x in variants if x.variant == f"chassis:{c.name}")

@@ -24,7 +24,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.apps import BENCH_ROUTE_COUNT, build, fingerprint
+from benchmarks.apps import BENCH_ROUTE_COUNT, build
+from benchmarks.chassis_app import fingerprint
 
 ASGI = {"version": "3.0", "spec_version": "2.4"}
 

@@ -6,7 +6,8 @@ import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.apps import BENCH_ROUTE_COUNT, COMPONENTS_BY_NAME, TOTAL_ROUTES_LARGE
+from benchmarks.apps import BENCH_ROUTE_COUNT, TOTAL_ROUTES_LARGE
+from benchmarks.chassis_app import COMPONENTS_BY_NAME
 
 if TYPE_CHECKING:
     from benchmarks.__main__ import Variant

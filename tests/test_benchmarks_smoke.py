@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from benchmarks import report
 from benchmarks.__main__ import Variant, plan_variants
-from benchmarks.apps import FULL_DEFAULT, popular_missing
+from benchmarks.apps import popular_missing
+from benchmarks.chassis_app import FULL_DEFAULT
 from benchmarks.driver import route_cases
 
 from tests.conftest import ROOT, subprocess_env
