@@ -1,0 +1,94 @@
+"""The benchmark harness still runs and every app answers alike (correctness only, no timing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from benchmarks import report
+from benchmarks.__main__ import Variant, plan_variants
+from benchmarks.apps import popular_missing
+from benchmarks.chassis_app import FULL_DEFAULT
+from benchmarks.driver import route_cases
+
+from tests.conftest import ROOT, subprocess_env
+
+ROUTES = [case.label for case in route_cases("token")]
+
+
+def drive(variant: str, tmp_path: Path, routes: int = 4) -> dict[str, Any]:
+    out = tmp_path / f"{variant.replace(':', '_').replace(',', '_')}-{routes}.json"
+    cmd = [sys.executable, "-m", "benchmarks.driver", variant, "--routes", str(routes)]
+    cmd += ["--requests", "5", "--out", str(out)]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120
+    )
+    result: dict[str, Any] = json.loads(out.read_text())
+    assert proc.returncode == 0, result.get("traceback", proc.stderr)
+    return result
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return drive("bare", tmp_path_factory.mktemp("bare"))
+
+
+def test_bare_app_answers_every_route_with_its_expected_status_and_is_timed(
+    bare: dict[str, Any],
+) -> None:
+    for route in ROUTES:
+        check = bare["checks"][route]
+        assert check["status"] == check["expected"], (route, check)
+        assert route in bare["us"]
+    assert bare["checks"]["GET /me"]["body"] == {"sub": "user-42"}
+    assert len(bare["checks"]["GET /items"]["body"]) == 20
+
+
+@pytest.mark.parametrize(
+    ("variant", "routes"),
+    [("chassis", 4), ("chassis:", 4), ("chassis", 60), ("popular", 4)],
+)
+def test_app_answers_exactly_like_bare_fastapi(
+    variant: str, routes: int, bare: dict[str, Any], tmp_path: Path
+) -> None:
+    if variant == "popular" and popular_missing():
+        pytest.skip(f"popular stack needs the `bench` extra: {popular_missing()}")
+    result = drive(variant, tmp_path, routes)
+    for route in ROUTES:
+        got, want = result["checks"][route], bare["checks"][route]
+        assert (got["status"], got["body"]) == (want["status"], want["body"]), route
+        assert route in result["us"]
+
+
+def test_report_renders_every_section_from_round_results() -> None:
+    variants = plan_variants()
+    for i, v in enumerate(variants):
+        if v.variant.startswith("chassis:") and v.variant != "chassis:":
+            v.unavailable = "not wired"
+        else:
+            v.samples = [dict.fromkeys(ROUTES, 50.0 + i + k) for k in range(3)]
+    info = {
+        "date": "now",
+        "branch": "b",
+        "commit": "c",
+        "dirty": False,
+        "python": "3",
+        "cpus": 2,
+        "load": (0.0, 0.0, 0.0),
+        "versions": dict.fromkeys(("fastapi", "starlette", "pydantic", "uvicorn"), "1"),
+        "requests": 5,
+        "rounds": 3,
+        "http_seconds": "1",
+    }
+    http = {n: {r: {"rps": 1000.0, "non_2xx": 0} for r in ROUTES} for n in report.MAIN}
+    micro = {"jwt_verify_per_second": {"HS256": 1000.0}}
+    text = report.render(info, variants, [], FULL_DEFAULT, ("request_id",), http, None, micro)
+    for heading in ("4-route apps", "60-route apps", "Budget", "Per-component", "Loopback"):
+        assert heading in text
+    assert "| `GET /items/{id}` | 51.0 [50.0–52.0] |" in text
+    assert "| pyjwt verify HS256 | 1,000 |" in text
+    assert isinstance(variants[0], Variant)
