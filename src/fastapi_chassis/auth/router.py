@@ -94,7 +94,7 @@ def auth_router(
             an unknown user *and* a wrong password; call `PasswordHasher.averify(None, ...)`
             for unknown users so both take the same time.
         dependencies: run before every endpoint of the router; the hook for a rate limit,
-            e.g. `dependencies=[rate_limit("5/minute")]`.
+            e.g. `dependencies=[Depends(rate_limit("5/minute"))]`.
         subject: the token subject of the user `authenticate` returned (default: its `id`).
         scopes: the scopes that user may be granted (default: its `scopes` attribute).
         claims: extra claims for that user's tokens (default: none).
