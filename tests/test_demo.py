@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +14,7 @@ from fastapi.testclient import TestClient
 from fastapi_chassis import ChassisSettings
 from fastapi_chassis.demo import create_app, demo_settings
 from tests.auth.conftest import auth_settings
+from tests.conftest import subprocess_env
 
 
 @pytest.fixture
@@ -206,3 +210,22 @@ def test_the_demo_serves_metrics_and_readiness_with_its_own_settings(
     assert scrape.status_code == 200
     assert 'handler="/items/{item_id}"' in scrape.text
     assert ready["checks"]["storage"]["status"] == "ok"
+
+
+def test_tracing_enabled_by_environment_prints_spans_to_the_console() -> None:
+    # A child process: the console exporter writes to the stdout it saw at import time.
+    script = (
+        "from fastapi.testclient import TestClient\n"
+        "from fastapi_chassis.demo import app\n"
+        "with TestClient(app) as client:\n"
+        "    print('BODY', client.get('/items/99').text, flush=True)\n"
+    )
+    env = {k: v for k, v in subprocess_env().items() if not k.startswith("CHASSIS_")}
+    env.update(CHASSIS_TRACING__ENABLED="true", CHASSIS_LOGGING__LEVEL="WARNING")
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout.split("BODY ", 1)[1].splitlines()[0])
+    assert '"name": "GET /items/{item_id}"' in done.stdout
+    assert f'"trace_id": "0x{body["trace_id"]}"' in done.stdout

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from fastapi_chassis._context import get_request_id
+from fastapi_chassis._trace import current_trace_id
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -88,6 +89,10 @@ class ProblemDetail(BaseModel):
     code: str = Field(description="Stable, machine-readable error code; branch on this.")
     request_id: str | None = Field(
         default=None, description="Id of the request that failed; quote it in bug reports."
+    )
+    trace_id: str | None = Field(
+        default=None,
+        description="OpenTelemetry trace id (32 hex) of the request, when it is traced.",
     )
     errors: list[ProblemFieldError] | None = Field(
         default=None, description="The invalid inputs, on validation failures (422)."
@@ -231,7 +236,8 @@ def problem_body(
     instance: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A problem details dict; `type` defaults to `problem_type(code)`, `request_id` is current."""
+    """A problem details dict; `type` defaults to `problem_type(code)`; `request_id` and
+    `trace_id` are the current request's (when it has them)."""
     body: dict[str, Any] = {
         "type": type_ if type_ is not None else problem_type(code),
         "title": title,
@@ -245,6 +251,9 @@ def problem_body(
     request_id = get_request_id()
     if request_id is not None:
         body["request_id"] = request_id
+    trace_id = current_trace_id()
+    if trace_id is not None:
+        body["trace_id"] = trace_id
     if extra:
         for key, value in extra.items():
             body.setdefault(key, value)
