@@ -1,17 +1,17 @@
-"""Readiness follows Redis, and SIGTERM drains: the demo's lifecycle under uvicorn workers."""
+"""Readiness follows Redis down and back, and SIGTERM drains: the demo under uvicorn workers."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 import signal
 import socket
-import subprocess
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -29,95 +29,122 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE
         time.sleep(0.05)
 
 
-def _pong(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
+class TcpProxy:
+    """A loopback TCP relay to Redis that the test can take down and bring back on one port.
 
+    Stopping it closes the listener and every relayed connection, which is what a Redis outage
+    looks like from the workers; the real server (and everyone else's databases) stays up.
+    """
 
-@contextmanager
-def throwaway_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """A private redis-server on `port` (no persistence), stopped by PID."""
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: _pong(port), f"redis-server on port {port}")
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(5)
+    def __init__(self, target: tuple[str, int], port: int) -> None:
+        self.target = target
+        self.port = port
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._down = threading.Event()
 
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.05)  # accept() wakes up to notice stop(); close() alone does not
+        self._listener = listener
+        self._down = threading.Event()
+        self._spawn(self._accept, listener, self._down)
 
-@pytest.fixture
-def redis_server_binary() -> None:
-    if subprocess.run(["which", "redis-server"], capture_output=True, check=False).returncode:
-        message = "redis-server is not installed (needed to stop and restart a private Redis)"
-        if os.environ.get("CHASSIS_TEST_REQUIRE_REDIS"):
-            pytest.fail(message)
-        pytest.skip(message)
+    def stop(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            self._down.set()
+            self._threads[0].join(5)  # the accept loop: no connection is relayed after this
+            listener.close()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join(5)
+
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self, listener: socket.socket, down: threading.Event) -> None:
+        while not down.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            client.settimeout(None)
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
+            self._spawn(self._pump, client, upstream)
+            self._spawn(self._pump, upstream, client)
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
 
 
 def test_readiness_follows_redis_down_and_back_on_every_worker(
-    redis_server_binary: None, demo_env: dict[str, str], tmp_path: Path
+    redis_base_url: str, demo_env: dict[str, str], tmp_path: Path
 ) -> None:
-    redis_port = free_port()
+    real = urlsplit(redis_base_url)
+    proxy = TcpProxy((real.hostname or "127.0.0.1", real.port or 6379), free_port())
     env = {
         **demo_env,
-        "CHASSIS_REDIS__URL": f"redis://127.0.0.1:{redis_port}/{REDIS_DB}",
+        "CHASSIS_REDIS__URL": f"redis://127.0.0.1:{proxy.port}/{REDIS_DB}",
         "CHASSIS_RATE_LIMIT__FAIL_OPEN": "false",
     }
-    with throwaway_redis(redis_port) as redis_process, run_demo(env, str(tmp_path)) as server:
+    with contextlib.ExitStack() as stack:
+        proxy.start()
+        stack.callback(proxy.stop)
+        server = stack.enter_context(run_demo(env, str(tmp_path)))
         workers = worker_clients(server.base_url)
-        try:
-            for client in workers:
-                assert client.get("/readyz").status_code == 200
-                assert client.get("/limited").status_code == 200
+        for client in workers:
+            stack.callback(client.close)
+            assert client.get("/readyz").status_code == 200
+            assert client.get("/limited").status_code == 200
 
-            redis_process.kill()
-            redis_process.wait(5)
-            for client in workers:
-                down = client.get("/readyz")
-                assert down.status_code == 503
-                assert down.headers["content-type"] == "application/problem+json"
-                body = down.json()
-                assert body["code"] == "not_ready"
-                assert body["checks"]["redis"]["status"] == "failed"
-                assert body["checks"]["storage"]["status"] == "ok"
-                # Fail-closed limits answer 503 too, instead of letting requests through.
-                limited = client.get("/limited")
-                assert (limited.status_code, limited.json()["code"]) == (
-                    503,
-                    "rate_limit_unavailable",
-                )
-                assert client.get("/healthz").status_code == 200  # liveness stays up
+        proxy.stop()  # Redis unreachable from here on
+        for client in workers:
+            down = client.get("/readyz")
+            assert down.status_code == 503
+            assert down.headers["content-type"] == "application/problem+json"
+            body = down.json()
+            assert body["code"] == "not_ready"
+            assert body["checks"]["redis"]["status"] == "failed"
+            assert body["checks"]["storage"]["status"] == "ok"
+            # Fail-closed limits answer 503 too, instead of letting requests through.
+            limited = client.get("/limited")
+            assert limited.status_code == 503
+            assert limited.json()["code"] == "rate_limit_unavailable"
+            assert client.get("/healthz").status_code == 200  # liveness stays up
 
-            with throwaway_redis(redis_port):
-                for client in workers:
-                    wait_for(
-                        lambda c=client: c.get("/readyz").status_code == 200,
-                        f"worker {worker_of(client)} ready again",
-                    )
-                    assert client.get("/limited").status_code == 200
-        finally:
-            for client in workers:
-                client.close()
+        proxy.start()  # Redis back on the same address
+        for client in workers:
+            wait_for(
+                lambda c=client: c.get("/readyz").status_code == 200,
+                f"worker {worker_of(client)} ready again",
+            )
+            assert client.get("/limited").status_code == 200
 
 
 def _in_flight(base_url: str) -> bool:
