@@ -7,6 +7,7 @@ then SIGKILL after a bound), so no test leaves a server or a port behind.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -171,3 +172,24 @@ def base_env(redis_url: str) -> dict[str, str]:
         "CHASSIS_AUTH__ARGON2_MEMORY_COST": "8",
         "CHASSIS_AUTH__ARGON2_PARALLELISM": "1",
     }
+
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+}
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def assert_decorated(answers: list[httpx.Response]) -> None:
+    """A request id (the body's too, on errors) and the security headers on every answer."""
+    for answer in answers:
+        assert REQUEST_ID.fullmatch(answer.headers["X-Request-ID"]), answer.request.url
+        for name, value in SECURITY_HEADERS.items():
+            assert answer.headers[name] == value, (answer.request.url, name)
+        assert answer.headers["Content-Security-Policy"]
+        if answer.status_code >= 400:
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["request_id"] == answer.headers["X-Request-ID"]

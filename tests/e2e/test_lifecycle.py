@@ -16,7 +16,14 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.e2e.conftest import REDIS_DB, free_port, run_demo, worker_clients, worker_of
+from tests.e2e.conftest import (
+    REDIS_DB,
+    assert_decorated,
+    free_port,
+    run_demo,
+    worker_clients,
+    worker_of,
+)
 
 DEADLINE = 10.0  # seconds any awaited state change may take before the test fails
 
@@ -136,6 +143,7 @@ def test_readiness_follows_redis_down_and_back_on_every_worker(
             limited = client.get("/limited")
             assert limited.status_code == 503
             assert limited.json()["code"] == "rate_limit_unavailable"
+            assert_decorated([down, limited])
             assert client.get("/healthz").status_code == 200  # liveness stays up
 
         proxy.start()  # Redis back on the same address

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -11,15 +10,17 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.e2e.conftest import REDIS_DB, Server, base_env, run_demo, worker_clients, worker_of
-
-SECURITY_HEADERS = {
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
-    "cross-origin-opener-policy": "same-origin",
-}
-REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+from tests.e2e.conftest import (
+    REDIS_DB,
+    REQUEST_ID,
+    SECURITY_HEADERS,
+    Server,
+    assert_decorated,
+    base_env,
+    run_demo,
+    worker_clients,
+    worker_of,
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,7 @@ def test_a_limit_admits_exactly_n_across_both_workers(workers: list[httpx.Client
     rejected = answers[5]
     assert rejected.headers["content-type"] == "application/problem+json"
     assert int(rejected.headers["Retry-After"]) > 0
+    assert_decorated(answers)
 
 
 def test_concurrent_logins_admit_exactly_the_login_limit(server: Server) -> None:
@@ -115,14 +117,7 @@ def test_every_response_carries_a_request_id_and_the_security_headers(
             client.get("/notes"),  # 401
         ]
         assert {a.status_code for a in answers} >= {200, 400, 401, 404, 405, 422}
-        for answer in answers:
-            assert REQUEST_ID.fullmatch(answer.headers["X-Request-ID"]), answer.request.url
-            for name, value in SECURITY_HEADERS.items():
-                assert answer.headers[name] == value, (answer.request.url, name)
-            assert answer.headers["Content-Security-Policy"]
-            if answer.status_code >= 400:
-                assert answer.headers["content-type"] == "application/problem+json"
-                assert answer.json()["request_id"] == answer.headers["X-Request-ID"]
+        assert_decorated(answers)
         ids = [a.headers["X-Request-ID"] for a in answers]
         assert len(set(ids)) == len(ids)
         echoed = client.get("/", headers={"X-Request-ID": "client-chosen.id-1"})
