@@ -1,46 +1,64 @@
-"""The showcase service behind `fastapi-chassis demo`, on embedded defaults.
+"""The showcase service behind `fastapi-chassis demo`: a small notes API on every block.
 
-No Redis and no collector are needed; set `CHASSIS_*` variables to try other settings.
-Each building block adds its part here.
+No Redis and no collector are needed: users and notes live in memory. Settings come from the
+environment (`CHASSIS_*`) with the demo's defaults where it is silent (see `demo_settings`).
+With `CHASSIS_REDIS__URL` set, every worker shares rate limits and token revocation through
+Redis; give every worker the same `CHASSIS_AUTH__JWT_SECRET` so their tokens and cursors agree.
+Users and notes stay per process: run one worker to try the notes flow.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
-from pydantic import BaseModel, Field
+import anyio
+from fastapi import Depends, FastAPI, Query, Request
+from pydantic import BaseModel
 
-from fastapi_chassis import (
-    AuthSettings,
-    ChassisSettings,
-    Conflict,
-    CurrentSettings,
-    CursorPage,
-    CursorPagination,
-    NotFound,
-    Page,
-    Pagination,
+from fastapi_chassis._demo.accounts import DemoUser, Profile, User, UserStore, accounts_router
+from fastapi_chassis._demo.notes import Note, NoteStore, notes_router
+from fastapi_chassis._demo.settings import demo_settings
+from fastapi_chassis.app import CurrentSettings, build_app
+from fastapi_chassis.auth import (
+    CurrentPrincipal,
     Principal,
-    RequestId,
-    SortKey,
-    SortSpec,
     auth_router,
-    body_limit,
-    build_app,
-    get_current_user,
     get_password_hasher,
-    rate_limit,
     require_scopes,
 )
-from fastapi_chassis.errors import problem_responses
+from fastapi_chassis.errors import NotFound, problem_responses
+from fastapi_chassis.health import add_check
+from fastapi_chassis.middleware import RequestId, body_limit
+from fastapi_chassis.pagination import (
+    CursorPage,
+    CursorPagination,
+    Page,
+    Pagination,
+    SortKey,
+    SortSpec,
+)
+from fastapi_chassis.ratelimit import rate_limit
+from fastapi_chassis.settings import ChassisSettings
+
+__all__ = ["DemoUser", "Note", "Profile", "User", "app", "create_app", "demo_settings"]
+
+#: Password attempts per client IP, on each token-router endpoint (login, refresh, logout).
+LOGIN_LIMIT = "10/minute"
 
 
 class ServiceInfo(BaseModel):
     service: str
     version: str
     environment: str
+    #: The process that answered: under `uvicorn --workers 2` it varies between connections.
+    worker: int
+
+
+class Whoami(BaseModel):
+    subject: str
+    scopes: list[str]
+    worker: int
 
 
 class Product(BaseModel):
@@ -54,92 +72,38 @@ PRODUCTS = [Product(id=i, name=f"product {i}", price=100 * (i % 12 + 1)) for i i
 CHEAPEST_FIRST = SortSpec("price", SortKey("id", unique=True))
 
 
-@dataclass
-class DemoUser:
-    """A registered user, kept in memory."""
-
-    username: str
-    password_hash: str
-    scopes: tuple[str, ...] = ("notes:read", "notes:write")
-
-
-class Registration(BaseModel):
-    username: str = Field(min_length=3, max_length=64, pattern=r"^[a-z0-9_.-]+$")
-    password: str = Field(min_length=8, description="At most 1 KiB (UTF-8).")
-
-
-class Profile(BaseModel):
-    username: str
-    scopes: list[str]
-
-
-# How an app gives its own user class a precisely typed alias (mypy sees `DemoUser`).
-User = Annotated[DemoUser, Depends(get_current_user)]
-
-
 def create_app(settings: ChassisSettings | None = None) -> FastAPI:
-    """Build the demo app (tests pass their own settings)."""
-    settings = (
-        settings
-        if settings is not None
-        else ChassisSettings(service_name="chassis-demo", auth=AuthSettings(refresh_tokens=True))
-    )
-    users: dict[str, DemoUser] = {}
+    """Build the demo app; without `settings`, `demo_settings()` (tests pass their own)."""
+    settings = settings if settings is not None else demo_settings()
 
     async def load_user(principal: Principal) -> DemoUser | None:
-        return users.get(principal.subject)
+        return await users.load(principal)  # `users` needs the app's hasher: made just below
 
     app = build_app(settings, user_loader=load_user)
-    passwords = get_password_hasher(app)
-
-    async def authenticate(username: str, password: str) -> DemoUser | None:
-        user = users.get(username)
-        # Unknown users still cost one (dummy) hash: timing does not reveal who exists.
-        ok, new_hash = await passwords.averify_and_update(
-            user.password_hash if user else None, password
-        )
-        if user is None or not ok:
-            return None
-        if new_hash is not None:
-            user.password_hash = new_hash
-        return user
+    users = UserStore(get_password_hasher(app))
+    notes = NoteStore()
 
     app.include_router(
         auth_router(
-            authenticate,
+            users.authenticate,
             subject=lambda user: user.username,
             scope_descriptions={
                 "notes:read": "Read notes",
                 "notes:write": "Write notes",
                 "admin": "Administer the service (no demo user has it)",
             },
-        )
+            dependencies=[Depends(rate_limit(LOGIN_LIMIT))],
+        ),
+        responses=problem_responses(429),
     )
+    app.include_router(accounts_router(users))
+    app.include_router(notes_router(notes))
 
-    @app.post("/users", status_code=201, tags=["demo"])
-    async def register(body: Registration) -> Profile:
-        """Register a user (in memory); then log in at /auth/token or with "Authorize"."""
-        if body.username in users:
-            raise Conflict(f"user {body.username!r} already exists", code="user_exists")
-        users[body.username] = DemoUser(body.username, await passwords.ahash(body.password))
-        return Profile(username=body.username, scopes=list(users[body.username].scopes))
+    async def storage_ready() -> bool:
+        return True  # in-memory storage; a real service pings its database here
 
-    @app.get("/me", tags=["demo"])
-    async def me(user: User) -> Profile:
-        """The logged-in user (needs a bearer token)."""
-        return Profile(username=user.username, scopes=list(user.scopes))
-
-    @app.post(
-        "/notes", status_code=201, tags=["demo"], dependencies=[require_scopes("notes:write")]
-    )
-    async def add_note(user: User) -> dict[str, str]:
-        """A scope-protected route: needs `notes:write`."""
-        return {"author": user.username, "status": "saved"}
-
-    @app.get("/admin/stats", tags=["demo"], dependencies=[require_scopes("admin")])
-    async def admin_stats() -> dict[str, int]:
-        """Needs the `admin` scope, which no demo user has: try it for a 403."""
-        return {"users": len(users)}
+    if settings.health.enabled:
+        add_check(app, "storage", storage_ready, critical=False)
 
     @app.get("/", tags=["demo"])
     async def info(current: CurrentSettings) -> ServiceInfo:
@@ -148,7 +112,25 @@ def create_app(settings: ChassisSettings | None = None) -> FastAPI:
             service=current.service_name,
             version=current.version,
             environment=current.environment,
+            worker=os.getpid(),
         )
+
+    @app.get("/whoami", tags=["demo"], responses=problem_responses(401))
+    async def whoami(principal: CurrentPrincipal) -> Whoami:
+        """The verified token alone (no user lookup), and the worker that checked it."""
+        return Whoami(
+            subject=principal.subject, scopes=sorted(principal.scopes), worker=os.getpid()
+        )
+
+    @app.get(
+        "/admin/stats",
+        tags=["demo"],
+        dependencies=[require_scopes("admin")],
+        responses=problem_responses(401, 403),
+    )
+    async def admin_stats() -> dict[str, int]:
+        """Needs the `admin` scope, which no demo user has: try it for a 403."""
+        return {"users": len(users.users), "notes": len(notes.notes)}
 
     @app.get("/items/{item_id}", tags=["demo"], responses=problem_responses(404))
     async def get_item(item_id: int) -> dict[str, int | str]:
@@ -163,7 +145,7 @@ def create_app(settings: ChassisSettings | None = None) -> FastAPI:
         found = [p for p in PRODUCTS if max_price is None or p.price <= max_price]
         return Page.create(found[params.offset : params.offset + params.limit], len(found), params)
 
-    @app.get("/catalog/feed", tags=["demo"])
+    @app.get("/catalog/feed", tags=["demo"], responses=problem_responses(400))
     async def catalog_feed(
         params: CursorPagination, max_price: int | None = None
     ) -> CursorPage[Product]:
@@ -171,12 +153,24 @@ def create_app(settings: ChassisSettings | None = None) -> FastAPI:
         found = [p for p in PRODUCTS if max_price is None or p.price <= max_price]
         return params.window(CHEAPEST_FIRST, query={"max_price": max_price}).paginate(found)
 
-    @app.get("/limited", tags=["demo"], dependencies=[Depends(rate_limit("5/minute"))])
+    @app.get(
+        "/limited",
+        tags=["demo"],
+        dependencies=[Depends(rate_limit("5/minute"))],
+        responses=problem_responses(429),
+    )
     async def limited() -> dict[str, str]:
         """Five calls a minute per client; the sixth gets 429 with Retry-After."""
         return {"status": "ok"}
 
-    @app.post("/uploads", tags=["demo"])
+    @app.get("/slow", tags=["demo"])
+    async def slow(seconds: Annotated[float, Query(ge=0, le=5)] = 1.0) -> dict[str, float | int]:
+        """Answer after `seconds` (at most 5): stop the server meanwhile and watch readiness
+        turn 503 while this request still completes (draining)."""
+        await anyio.sleep(seconds)
+        return {"slept": seconds, "worker": os.getpid()}
+
+    @app.post("/uploads", tags=["demo"], responses=problem_responses(413))
     @body_limit(8 * 1024 * 1024)
     async def upload(request: Request, request_id: RequestId) -> dict[str, int | str]:
         """Stream an upload of up to 8 MiB (other routes keep the 1 MiB default); count it."""

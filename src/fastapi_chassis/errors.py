@@ -236,7 +236,8 @@ def problem_body(
     instance: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A problem details dict; `type` defaults to `problem_type(code)`, `request_id` is current."""
+    """A problem details dict; `type` defaults to `problem_type(code)`; `request_id` and
+    `trace_id` are the current request's (when it has them)."""
     body: dict[str, Any] = {
         "type": type_ if type_ is not None else problem_type(code),
         "title": title,

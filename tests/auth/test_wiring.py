@@ -71,3 +71,15 @@ def test_the_demo_openapi_document_is_valid_and_declares_the_password_flow() -> 
     assert schema["paths"]["/notes"]["post"]["security"] == [{"OAuth2": ["notes:write"]}]
     assert schema["paths"]["/me"]["get"]["security"] == [{"OAuth2": []}]
     assert "security" not in schema["paths"]["/users"]["post"]
+
+
+def test_the_token_router_documents_its_errors_with_the_content_type_it_sends() -> None:
+    app = create_app(ChassisSettings(service_name="demo", auth=auth_settings(refresh_tokens=True)))
+    with TestClient(app) as client:
+        schema = client.get("/openapi.json").json()
+        wrong = client.post("/auth/token", data={"username": "nobody", "password": "wrong!"})
+    documented = schema["paths"]["/auth/token"]["post"]["responses"]["401"]["content"]
+    assert list(documented) == [wrong.headers["content-type"]] == ["application/problem+json"]
+    for path, status in (("/auth/token", "422"), ("/auth/refresh", "401"), ("/auth/logout", "401")):
+        content = schema["paths"][path]["post"]["responses"][status]["content"]
+        assert list(content) == ["application/problem+json"], (path, status)

@@ -63,6 +63,21 @@ def _traced_app(
     return app, exporter, seen
 
 
+@pytest.mark.parametrize("native", MODES)
+def test_problem_bodies_carry_the_trace_id_of_their_request(native: bool) -> None:
+    app, exporter, _ = _traced_app(native)
+    with TestClient(app) as client:
+        invalid = client.get("/orders/x")
+    (span,) = _server_spans(exporter)
+    assert invalid.status_code == 422
+    assert invalid.json()["trace_id"] == format(span.context.trace_id, "032x")
+
+
+def test_problem_bodies_have_no_trace_id_without_tracing() -> None:
+    with TestClient(build_app(ChassisSettings(environment="test"))) as client:
+        assert "trace_id" not in client.get("/nowhere").json()
+
+
 def _server_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
     return [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
 

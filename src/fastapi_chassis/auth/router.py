@@ -19,7 +19,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_chassis.auth._install import SCOPES_MARK, TOKEN_ENDPOINT_MARK, get_auth
 from fastapi_chassis.auth.dependencies import CurrentPrincipal
 from fastapi_chassis.auth.principal import Principal, TokenPair, parse_scopes
-from fastapi_chassis.errors import ConfigurationError, ProblemDetail, Unauthorized
+from fastapi_chassis.errors import ConfigurationError, Unauthorized, problem_responses
 
 __all__ = ["InvalidCredentials", "auth_router"]
 
@@ -69,10 +69,10 @@ async def _maybe_await(value: Any) -> Any:
     return value
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ProblemDetail, "description": "Wrong or missing credentials."},
-    422: {"model": ProblemDetail, "description": "Malformed form or password too long."},
-}
+# Documented as application/problem+json, the content type these errors are sent with.
+_ERRORS = problem_responses(401, 422)
+_ERRORS[401]["description"] = "Wrong or missing credentials."
+_ERRORS[422]["description"] = "Malformed form or password too long."
 
 
 def auth_router(
@@ -94,7 +94,7 @@ def auth_router(
             an unknown user *and* a wrong password; call `PasswordHasher.averify(None, ...)`
             for unknown users so both take the same time.
         dependencies: run before every endpoint of the router; the hook for a rate limit,
-            e.g. `dependencies=[rate_limit("5/minute")]`.
+            e.g. `dependencies=[Depends(rate_limit("5/minute"))]`.
         subject: the token subject of the user `authenticate` returned (default: its `id`).
         scopes: the scopes that user may be granted (default: its `scopes` attribute).
         claims: extra claims for that user's tokens (default: none).
