@@ -93,3 +93,25 @@ def test_demo_app_imports_and_serves() -> None:
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
         assert missing.json()["code"] == "item_not_found"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("CHASSIS_PROXY__TRUSTED", '["not-an-ip"]', "CHASSIS_PROXY__TRUSTED"),
+        ("CHASSIS_REQUEST_ID__HEADER", "X Bad", "settings are invalid"),
+        ("CHASSIS_PROXY__TRUSTED", "10.0.0.1", "settings are invalid"),
+    ],
+)
+def test_check_fails_on_settings_the_app_would_refuse_at_startup(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert main(["check"]) == 1
+    out, err = capsys.readouterr()
+    assert expected in err
+    assert "Traceback" not in out + err

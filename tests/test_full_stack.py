@@ -219,3 +219,27 @@ def test_problem_bodies_carry_the_trace_id_of_the_server_span() -> None:
     (span,) = [s for s in exporter.get_finished_spans() if s.kind.name == "SERVER"]
     assert span.context is not None
     assert body["trace_id"] == format(span.context.trace_id, "032x")
+
+
+def test_exempt_and_excluded_paths_hold_behind_a_root_path() -> None:
+    # uvicorn --root-path /api puts the prefix in front of scope["path"]; probes and scrapes
+    # must still be exempt from the rate limit and left out of the request metrics.
+    app = full_app(rate_limit=RateLimitSettings(enabled=True, default="2/minute"))
+    with TestClient(app, root_path="/api") as client:
+        assert [client.get("/api/healthz").status_code for _ in range(5)] == [200] * 5
+        assert [client.get("/api/metrics").status_code for _ in range(3)] == [200] * 3
+        scrape = client.get("/api/metrics").text
+        assert client.get("/api/nowhere").status_code == 404
+        assert client.get("/api/nowhere").status_code == 404
+        assert client.get("/api/nowhere").status_code == 429
+    assert 'handler="/healthz"' not in scrape
+    assert 'handler="/metrics"' not in scrape
+
+
+def test_app_path_strips_only_a_whole_root_path_segment() -> None:
+    from fastapi_chassis._scope import app_path
+
+    assert app_path({"path": "/api/healthz", "root_path": "/api"}) == "/healthz"
+    assert app_path({"path": "/api", "root_path": "/api"}) == "/"
+    assert app_path({"path": "/apiary", "root_path": "/api"}) == "/apiary"
+    assert app_path({"path": "/healthz", "root_path": ""}) == "/healthz"

@@ -100,3 +100,10 @@ def test_only_the_configured_header_family_is_read(header: str, expected: str) -
     )
     assert proxies.client_ip(s) == expected
     assert proxies.scheme(s) == ("http" if header == "x-forwarded" else "https")
+
+
+def test_forwarded_proto_uses_the_last_header_line_like_the_client_address() -> None:
+    # The client sent "https" itself; the trusted proxy appended the real scheme after it.
+    proxies = TrustedProxies(["10.0.0.0/8"])
+    s = scope("10.0.0.2", ("X-Forwarded-Proto", "https"), ("X-Forwarded-Proto", "http"))
+    assert proxies.scheme(s) == "http"

@@ -133,14 +133,13 @@ class TrustedProxies:
         scheme = str(scope.get("scheme", "http"))
         if not self._networks or not self.is_trusted(_parse_ip(self._peer(scope) or "")):
             return scheme
+        # The last value is the one the nearest (trusted) proxy wrote; earlier header lines and
+        # list items may come from the client, as with the client address.
         forwarded = self.header == "forwarded"
+        proto: str | None = None
         for name, value in scope.get("headers", ()):
             if forwarded and name == b"forwarded":
-                proto = _forwarded_proto(value.decode("latin-1"))
-                if proto in ("http", "https"):
-                    return proto
+                proto = _forwarded_proto(value.decode("latin-1")) or proto
             elif not forwarded and name == b"x-forwarded-proto":
-                last: str = value.decode("latin-1").split(",")[-1].strip().lower()
-                if last in ("http", "https"):
-                    return last
-        return scheme
+                proto = value.decode("latin-1").split(",")[-1].strip().lower()
+        return proto if proto in ("http", "https") else scheme

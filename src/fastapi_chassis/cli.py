@@ -8,10 +8,13 @@ import json
 import sys
 from collections.abc import Sequence
 
+from fastapi import FastAPI
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
+from fastapi_chassis.app import install
 from fastapi_chassis.errors import ConfigurationError
-from fastapi_chassis.settings import ChassisSettings
+from fastapi_chassis.settings import ChassisSettings, LoggingSettings
 
 __all__ = ["main"]
 
@@ -30,6 +33,11 @@ def _load_settings_class(spec: str) -> type[ChassisSettings]:
     return cls
 
 
+def _quiet(settings: ChassisSettings) -> LoggingSettings:
+    # The trial install must not reconfigure this process' logging.
+    return settings.logging.model_copy(update={"configure": False})
+
+
 def _check(spec: str | None) -> int:
     try:
         cls = _load_settings_class(spec) if spec else ChassisSettings
@@ -44,6 +52,17 @@ def _check(spec: str | None) -> int:
             location = ".".join(str(part) for part in error["loc"])
             message = error["msg"].removeprefix("Value error, ")
             print(f"{location}: {message}" if location else message, file=sys.stderr)
+        return 1
+    except SettingsError as exc:
+        # e.g. a list setting given as plain text instead of JSON
+        print(f"settings are invalid: {exc}", file=sys.stderr)
+        return 1
+    try:
+        # Wiring checks what the models alone cannot (key material, proxy CIDRs, header
+        # values), exactly as the service's own startup would.
+        install(FastAPI(), settings.model_copy(update={"logging": _quiet(settings)}))
+    except ConfigurationError as exc:
+        print(f"settings are invalid: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(settings.masked(), indent=2, sort_keys=False))
     return 0

@@ -15,10 +15,14 @@ from fastapi_chassis import (
     AuthSettings,
     ChassisSettings,
     ConfigurationError,
+    CurrentPrincipal,
+    OptionalPrincipal,
     build_app,
     get_token_service,
 )
+from fastapi_chassis._context import subject_var
 from fastapi_chassis.demo import create_app
+from fastapi_chassis.testing import mint_token
 from tests.auth.conftest import auth_settings
 
 
@@ -83,3 +87,30 @@ def test_the_token_router_documents_its_errors_with_the_content_type_it_sends() 
     for path, status in (("/auth/token", "422"), ("/auth/refresh", "401"), ("/auth/logout", "401")):
         content = schema["paths"][path]["post"]["responses"][status]["content"]
         assert list(content) == ["application/problem+json"], (path, status)
+
+
+@pytest.mark.anyio
+async def test_subject_does_not_leak_into_the_callers_context_or_later_requests() -> None:
+    import httpx
+
+    app = build_app(ChassisSettings(environment="test"))
+    seen: list[str | None] = []
+
+    @app.get("/me")
+    async def me(principal: CurrentPrincipal) -> dict[str, str]:
+        return {"sub": principal.subject}
+
+    @app.get("/public")
+    async def public(principal: OptionalPrincipal) -> dict[str, bool]:
+        seen.append(subject_var.get())
+        return {"anonymous": principal is None}
+
+    token = mint_token(app, "alice")
+    # ASGITransport runs the app in the caller's task, where a leaked contextvar would stay.
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        me_response = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
+        assert me_response.json() == {"sub": "alice"}
+        assert subject_var.get() is None
+        assert (await client.get("/public")).json() == {"anonymous": True}
+    assert seen == [None]

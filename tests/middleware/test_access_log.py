@@ -85,6 +85,15 @@ def test_one_line_per_request_with_route_template_not_raw_path(logs: LogCapture)
     assert "secret" not in str(line.values())
 
 
+def test_control_bytes_in_the_user_agent_are_escaped(logs: LogCapture) -> None:
+    app = _app()
+    logs.configure()
+    with TestClient(app) as client:
+        client.get("/notes/1", headers={"user-agent": "ua\x1b[31mRED\rforged"})
+    (line,) = logs.access()
+    assert line["user_agent"] == "ua\\x1b[31mRED\\rforged"
+
+
 def test_server_errors_are_logged_at_error_level_and_client_errors_at_info(
     logs: LogCapture,
 ) -> None:

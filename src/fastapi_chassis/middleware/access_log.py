@@ -149,6 +149,9 @@ class AccessLogMiddleware:
         for name, value in scope.get("headers", ()):
             if name == b"user-agent":
                 user_agent = value[:_MAX_USER_AGENT].decode("latin-1")
+                if not user_agent.isprintable():
+                    # Control bytes (ESC, CR/LF) would reach a terminal or forge console lines.
+                    user_agent = user_agent.encode("unicode_escape").decode("ascii")
                 break
         route = _route_template(scope, root_path)
         fields: dict[str, Any] = {

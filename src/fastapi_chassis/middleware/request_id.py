@@ -18,7 +18,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_chassis._chassis import Chassis
-from fastapi_chassis._context import get_request_id, request_id_var
+from fastapi_chassis._context import get_request_id, request_id_var, subject_var
 from fastapi_chassis.errors import ConfigurationError
 
 __all__ = [
@@ -105,6 +105,9 @@ class RequestIDMiddleware:
             scope["state"] = state = {}
         state["request_id"] = request_id
         token = request_id_var.set(request_id)
+        # The auth dependencies set the subject; scoping it here (reset below) keeps it from
+        # leaking into the caller's context when the app runs in the caller's task.
+        subject_token = subject_var.set(None)
         try:
             if scope_type == "websocket":
                 await self.app(scope, receive, send)
@@ -121,6 +124,7 @@ class RequestIDMiddleware:
 
             await self.app(scope, receive, send_with_id)
         finally:
+            subject_var.reset(subject_token)
             request_id_var.reset(token)
 
 

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fastapi_chassis import _counters
 from fastapi_chassis._chassis import get_chassis
 from fastapi_chassis._counters import count_auth_failure, count_problem, count_rate_limited
+from fastapi_chassis._scope import app_path
 from fastapi_chassis.errors import ConfigurationError, Unauthorized
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ class MetricsMiddleware:
         self._endpoint_templates: dict[int, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exclude_paths:
+        if scope["type"] != "http" or app_path(scope) in self.exclude_paths:
             await self.app(scope, receive, send)
             return
         status = 500

@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_chassis._chassis import get_chassis
+from fastapi_chassis._scope import app_path
 from fastapi_chassis._trace import current_span_id, current_trace_id
 from fastapi_chassis.errors import ConfigurationError
 
@@ -183,7 +184,7 @@ def _configure_native(
     previous: Callable[[MutableMapping[str, Any]], bool] | None = telemetry.get("exclude")
 
     def exclude(scope: MutableMapping[str, Any]) -> bool:
-        if scope.get("path") in excluded:
+        if app_path(scope) in excluded:
             return True
         return previous is not None and previous(scope)
 
@@ -223,7 +224,7 @@ class TracingMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in self.exclude_paths:
+        if scope["type"] not in ("http", "websocket") or app_path(scope) in self.exclude_paths:
             await self.bypass(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fastapi_chassis._scope import app_path
 from fastapi_chassis.ratelimit._limits import Limit, parse_limits
 from fastapi_chassis.ratelimit._runtime import (
     PROBLEM_CONTENT_TYPE,
@@ -64,7 +65,7 @@ class RateLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
+        path = app_path(scope)
         if path in self.exempt_exact or path.startswith(self.exempt_prefixes):
             await self.app(scope, receive, send)
             return
