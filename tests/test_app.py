@@ -83,6 +83,11 @@ def test_user_lifespan_runs_inside_chassis_lifespan_in_order() -> None:
 
     app.state.chassis.add_resource(resource)
 
+    async def before_shutdown() -> None:
+        events.append("before user shutdown")
+
+    app.state.chassis.add_before_shutdown(before_shutdown)
+
     @app.get("/state")
     async def state(request: Request) -> dict[str, str]:
         return {"db": request.state.db}
@@ -90,7 +95,14 @@ def test_user_lifespan_runs_inside_chassis_lifespan_in_order() -> None:
     with TestClient(app) as client:
         assert client.get("/state").json() == {"db": "connected"}
         events.append("serving")
-    assert events == ["chassis open", "user startup", "serving", "user shutdown", "chassis close"]
+    assert events == [
+        "chassis open",
+        "user startup",
+        "serving",
+        "before user shutdown",
+        "user shutdown",
+        "chassis close",
+    ]
 
 
 class GreetingSettings(ChassisSettings):

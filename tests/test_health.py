@@ -6,7 +6,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +316,81 @@ async def test_draining_turns_readiness_503_while_an_in_flight_request_completes
     assert results["slow"].json() == {"done": "yes"}
     assert finished()
     assert registry.in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_in_flight_requests_finish_before_the_app_lifespan_closes_its_resources() -> None:
+    events: list[str] = []
+    db = {"open": False}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db["open"] = True
+        yield
+        events.append("user shutdown")
+        db["open"] = False
+
+    app = build_app(ChassisSettings(environment="test"), lifespan=lifespan)
+    entered = anyio.Event()
+    release = anyio.Event()
+
+    @app.get("/slow")
+    async def slow() -> dict[str, bool]:
+        entered.set()
+        await release.wait()
+        events.append("request finished")
+        return {"db_open": db["open"]}
+
+    registry = get_health(app)
+    shutdown, finished, run_lifespan = await _lifespan(app)
+    transport = httpx.ASGITransport(app=app)
+    results: dict[str, httpx.Response] = {}
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(run_lifespan)
+        assert (await client.get("/readyz")).status_code == 200
+
+        async def call_slow() -> None:
+            results["slow"] = await client.get("/slow")
+
+        group.start_soon(call_slow)
+        await entered.wait()
+        shutdown()  # the server begins the lifespan shutdown with the request still open
+        with anyio.fail_after(5):
+            while not registry.draining:
+                await anyio.lowlevel.checkpoint()
+        assert (await client.get("/readyz")).status_code == 503
+        for _ in range(20):
+            await anyio.lowlevel.checkpoint()
+        assert events == []  # the app's shutdown waits for the drain
+        assert db["open"]
+        release.set()
+    assert results["slow"].json() == {"db_open": True}
+    assert events == ["request finished", "user shutdown"]
+    assert finished()
+
+
+def test_a_second_lifespan_of_the_same_app_is_ready_again() -> None:
+    app = _app()
+    registry = get_health(app)
+    for _ in range(2):
+        with TestClient(app) as client:
+            assert not registry.draining
+            response = client.get("/readyz")
+            assert response.status_code == 200, response.text
+        assert registry.draining
+
+
+def test_a_plain_app_with_the_registry_lifespan_is_ready_again_after_a_restart() -> None:
+    health = HealthRegistry()
+    app = FastAPI(lifespan=health.lifespan)
+    app.include_router(health.router())
+    for _ in range(2):
+        with TestClient(app) as client:
+            assert client.get("/readyz").status_code == 200
+        assert health.draining
 
 
 @pytest.mark.anyio

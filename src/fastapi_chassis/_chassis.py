@@ -6,7 +6,7 @@ Stored on `app.state.chassis`. Building blocks register lifespan resources and m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +18,7 @@ from fastapi_chassis.errors import ConfigurationError
 from fastapi_chassis.settings import ChassisSettings
 
 ResourceFactory = Callable[[Any], AbstractAsyncContextManager[Any]]
+ShutdownHook = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -25,8 +26,12 @@ class Chassis:
     """What the chassis knows about one app."""
 
     settings: ChassisSettings
-    #: Opened in order when the app starts, closed in reverse when it stops.
+    #: Opened in order when the app starts, closed in reverse when it stops (after the app's
+    #: own lifespan has shut down).
     resources: list[ResourceFactory] = field(default_factory=list)
+    #: Awaited in order when shutdown begins, before the app's own lifespan shuts down (while
+    #: its resources are still open), e.g. the health drain.
+    before_shutdown: list[ShutdownHook] = field(default_factory=list)
     #: Chassis middleware outside the app's own, outermost first.
     outer_middleware: list[Middleware] = field(default_factory=list)
     #: Chassis middleware inside the app's own (just outside the router), outermost first.
@@ -37,6 +42,10 @@ class Chassis:
     def add_resource(self, factory: ResourceFactory) -> None:
         """Open `factory(app)` as an async context manager for the app's lifetime."""
         self.resources.append(factory)
+
+    def add_before_shutdown(self, hook: ShutdownHook) -> None:
+        """Await `hook()` when shutdown begins, before the app's own lifespan shuts down."""
+        self.before_shutdown.append(hook)
 
     def add_middleware(self, cls: Callable[..., ASGIApp], /, **options: Any) -> None:
         """Append a middleware to the outer chassis stack (call order = request order)."""

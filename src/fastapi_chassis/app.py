@@ -60,7 +60,8 @@ def build_app(
 
     With no `settings`, they are read from the environment. `user_loader` goes to `install()`.
     Other keyword arguments go to `FastAPI` and win over the values derived from settings; a
-    `lifespan=` runs inside the chassis' own (chassis resources open first and close last).
+    `lifespan=` runs inside the chassis' own: chassis resources open first and close last, and
+    shutdown drains in-flight requests before your lifespan's shutdown code runs.
     """
     settings = settings if settings is not None else ChassisSettings()
     docs_on = settings.docs_enabled
@@ -199,6 +200,13 @@ def _install_trusted_hosts(chassis: Chassis) -> None:
 
 
 def _compose_lifespan(app: FastAPI, chassis: Chassis) -> None:
+    """Wrap the app's lifespan in the chassis' own.
+
+    Startup: chassis resources open in order, then the app's lifespan starts.
+    Shutdown: the `before_shutdown` hooks run first (the health drain: readiness 503, the rest of
+    the drain delay, the bounded wait for in-flight requests) while the app's resources are
+    still open; then the app's lifespan shuts down; then chassis resources close in reverse.
+    """
     user_lifespan = app.router.lifespan_context
 
     @asynccontextmanager
@@ -207,6 +215,10 @@ def _compose_lifespan(app: FastAPI, chassis: Chassis) -> None:
             for factory in chassis.resources:
                 await stack.enter_async_context(factory(app_))
             async with user_lifespan(app_) as state:
-                yield state
+                try:
+                    yield state
+                finally:
+                    for hook in chassis.before_shutdown:
+                        await hook()
 
     app.router.lifespan_context = cast(Any, chassis_lifespan)

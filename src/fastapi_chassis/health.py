@@ -7,7 +7,7 @@ and latency, or 503 problem+json naming the failed critical checks.
 
 Draining: when shutdown begins (a SIGTERM delayed by `drain_seconds` under uvicorn, or the
 lifespan exit), readiness turns 503 at once so load balancers stop routing here, then shutdown
-waits, bounded, for in-flight requests to finish.
+waits, bounded, for in-flight requests to finish, before the app's own lifespan shuts down.
 """
 
 from __future__ import annotations
@@ -281,15 +281,36 @@ class HealthRegistry:
 
         return undo
 
+    def _reset(self) -> None:
+        # A new lifespan of the same app (a second TestClient block) serves again.
+        self._draining = False
+        self._drain_started = 0.0
+        self._hurry = False
+        self._idle = None
+
     @asynccontextmanager
-    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
-        """Lifespan context: delays SIGTERM while serving, drains when the app shuts down."""
+    async def serving(self, app: Any = None) -> AsyncIterator[None]:
+        """Lifespan context without the drain: ready at startup, SIGTERM delayed while serving.
+
+        For composing with a lifespan of your own: enter it first and `await drain()` before
+        your shutdown code, so in-flight requests finish while your resources are still open.
+        `install()` does this for chassis apps.
+        """
+        self._reset()
         undo = self._delay_sigterm()
         try:
             yield
         finally:
             undo()
-            await self.drain()
+
+    @asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        """Lifespan context: delays SIGTERM while serving, drains when the app shuts down."""
+        async with self.serving(app):
+            try:
+                yield
+            finally:
+                await self.drain()
 
     # -- endpoints ------------------------------------------------------------------------
 
@@ -459,7 +480,10 @@ def install_health(app: FastAPI, settings: ChassisSettings) -> HealthRegistry | 
         include_in_schema=health.include_in_schema,
     )
     chassis.add_middleware(InFlightMiddleware, registry=registry)
-    chassis.add_resource(registry.lifespan)
+    # Drain before the app's own lifespan shuts down, so in-flight requests still have the
+    # app's resources (database pools) while they finish.
+    chassis.add_resource(registry.serving)
+    chassis.add_before_shutdown(registry.drain)
     return registry
 
 

@@ -114,7 +114,9 @@ class MemoryStore:
         return None
 
     async def aclose(self) -> None:
-        self._expiry.clear()
+        # Nothing to release. Entries stay: the app keeps this store across lifespans (a
+        # second TestClient block), and revocations and limits must survive a restart of it.
+        return None
 
     def __len__(self) -> int:
         now = self.clock()

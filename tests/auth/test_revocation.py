@@ -6,10 +6,20 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from fastapi_chassis import ChassisSettings, InvalidToken, RedisSettings, TokenService, build_app
+from fastapi_chassis import (
+    ChassisSettings,
+    CurrentPrincipal,
+    InvalidToken,
+    RedisSettings,
+    TokenService,
+    build_app,
+    get_token_service,
+)
 from fastapi_chassis.state import MemoryStore, RedisStore, StateStore, StateUnavailable, get_store
+from fastapi_chassis.testing import mint_token
 from tests.auth.conftest import Clock, auth_settings
 
 REDIS_DB = 4
@@ -168,8 +178,6 @@ async def test_redis_revocation_entries_expire_with_the_token(redis_url: str) ->
 
 @pytest.mark.redis
 async def test_an_app_with_redis_configured_revokes_through_it(redis_url: str) -> None:
-    from fastapi_chassis import get_token_service
-
     settings = ChassisSettings(auth=auth_settings(), redis=RedisSettings(url=SecretStr(redis_url)))
     app = build_app(settings)
     tokens = get_token_service(app)
@@ -181,3 +189,21 @@ async def test_an_app_with_redis_configured_revokes_through_it(redis_url: str) -
         assert await rejected(tokens, token) == "token revoked"
     finally:
         await get_store(app).aclose()
+
+
+def test_a_token_revoked_in_one_lifespan_stays_revoked_in_the_next() -> None:
+    app = build_app(ChassisSettings(environment="test", auth=auth_settings()))
+
+    @app.get("/me")
+    async def me(principal: CurrentPrincipal) -> dict[str, str]:
+        return {"subject": principal.subject}
+
+    tokens = get_token_service(app)
+    token = mint_token(app, "alice")
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(app) as client:
+        assert client.get("/me", headers=headers).status_code == 200
+        client.portal.call(tokens.revoke_claims, tokens.decode(token))
+        assert client.get("/me", headers=headers).status_code == 401
+    with TestClient(app) as client:
+        assert client.get("/me", headers=headers).status_code == 401

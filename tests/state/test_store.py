@@ -68,6 +68,15 @@ async def test_memory_keys_expire_by_clock() -> None:
 
 
 @pytest.mark.anyio
+async def test_memory_store_keeps_its_entries_when_closed() -> None:
+    store = MemoryStore()
+    assert await store.set_if_absent("revoked", 60)
+    await store.aclose()  # end of one lifespan; the app keeps using the same store
+    assert await store.exists("revoked")
+    assert not await store.set_if_absent("revoked", 60)
+
+
+@pytest.mark.anyio
 async def test_memory_store_stays_bounded_by_live_keys() -> None:
     clock = FakeClock()
     store = MemoryStore(clock=clock)
