@@ -338,6 +338,12 @@ class RateLimitSettings(_Group):
     legacy_headers: bool = Field(
         default=False, description="Also send X-RateLimit-Limit/-Remaining/-Reset."
     )
+    memory_max_keys: int = Field(
+        default=100_000,
+        ge=1,
+        description="Most client logs the in-memory limiter keeps (about 1 KB each); beyond "
+        "it the least recently admitted clients are forgotten. Redis: its maxmemory policy.",
+    )
     warn_interval: float = Field(
         default=60.0, gt=0, description="Least seconds between two store-failure warnings."
     )

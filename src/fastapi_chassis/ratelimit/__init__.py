@@ -72,7 +72,9 @@ def install_rate_limit(chassis: Chassis) -> RateLimiting:
     config = settings.rate_limit
     store = chassis.extensions.get("state")
     runtime = RateLimiting(
-        limiter=create_limiter(store) if isinstance(store, StateStore) else MemoryLimiter(),
+        limiter=create_limiter(store, max_keys=config.memory_max_keys)
+        if isinstance(store, StateStore)
+        else MemoryLimiter(max_keys=config.memory_max_keys),
         proxies=TrustedProxies.from_settings(settings),
         exempt_keys=frozenset(config.exempt_keys),
         fail_open=config.fail_open,
