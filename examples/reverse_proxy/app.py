@@ -17,7 +17,7 @@ from typing import Literal
 from fastapi import FastAPI, Request
 
 from fastapi_chassis import ChassisSettings, ProxySettings, RateLimitSettings, build_app
-from fastapi_chassis.ratelimit import by_client_ip
+from fastapi_chassis.ratelimit import get_rate_limiting
 
 PROXIES = ["10.0.0.0/8"]  # the proxy tier's addresses: never a range clients can come from
 
@@ -35,10 +35,11 @@ def create_app(header: Literal["x-forwarded", "forwarded"] = "x-forwarded") -> F
     @app.get("/whoami")
     async def whoami(request: Request) -> dict[str, str | None]:
         peer = request.client.host if request.client else None
+        proxies = get_rate_limiting(request.app).proxies
         return {
-            # What the access log and the rate limiter count: the peer, or the forwarded
-            # client when the peer is a trusted proxy.
-            "client": by_client_ip(request),
+            # What the access log and the rate limiter see: the peer, or the forwarded client
+            # when the peer is a trusted proxy (the limiter counts an IPv6 client per /64).
+            "client": proxies.client_ip(request.scope),
             # What the ASGI server put in the scope: the socket peer, unless the server itself
             # rewrote it from forwarding headers (uvicorn's --proxy-headers).
             "peer": peer,

@@ -328,15 +328,24 @@ class RateLimitSettings(_Group):
     )
     exempt_keys: list[str] = Field(
         default_factory=list,
-        description='Client keys never limited, e.g. "10.0.0.7" or "x-api-key:monitoring".',
-    )
-    key_header: str | None = Field(
-        default=None,
-        description="Key the global limit by this header (e.g. X-API-Key), falling back to "
-        "the client IP; unset: by client IP.",
+        description='Clients never limited: IPs or CIDRs (e.g. "10.0.0.7", "10.1.0.0/16"), or '
+        'keys your own key functions derive from a verified identity (e.g. "sub:monitoring").',
     )
     legacy_headers: bool = Field(
         default=False, description="Also send X-RateLimit-Limit/-Remaining/-Reset."
+    )
+    ipv6_prefix: int = Field(
+        default=64,
+        ge=32,
+        le=128,
+        description="IPv6 clients share one budget per network of this prefix length "
+        "(a subscriber usually holds a whole /64); IPv4 clients are counted per address.",
+    )
+    memory_max_keys: int = Field(
+        default=100_000,
+        ge=1,
+        description="Most client logs the in-memory limiter keeps (about 1 KB each); beyond "
+        "it the least recently admitted clients are forgotten. Redis: its maxmemory policy.",
     )
     warn_interval: float = Field(
         default=60.0, gt=0, description="Least seconds between two store-failure warnings."

@@ -165,6 +165,10 @@ def base_env(redis_url: str) -> dict[str, str]:
         "CHASSIS_SERVICE_NAME": "chassis-demo-e2e",
         "CHASSIS_ENVIRONMENT": "test",
         "CHASSIS_REDIS__URL": redis_url,
+        # These tests check what is shared, not timeouts: on a loaded 2-core CI machine the
+        # 0.25 s default could turn a slow Redis answer into a fail-open admission.
+        "CHASSIS_REDIS__SOCKET_TIMEOUT": "2.0",
+        "CHASSIS_REDIS__CONNECT_TIMEOUT": "2.0",
         "CHASSIS_AUTH__JWT_SECRET": E2E_SECRET,
         "CHASSIS_LOGGING__LEVEL": "WARNING",
         # Cheapest argon2id: the tests exercise behaviour, not hashing cost.

@@ -100,13 +100,24 @@ async def test_limits_by_authenticated_subject_fall_back_to_ip(clock: FakeClock)
 
 @pytest.mark.anyio
 async def test_api_key_and_custom_keys(clock: FakeClock) -> None:
-    app = _app(clock, exempt_keys=["x-api-key:monitor"])
+    app = _app(clock, exempt_keys=["x-api-key:monitor", "sub:monitor"])
 
     def by_tenant(request: Request) -> str:
         return "tenant:" + request.path_params["tenant"]
 
+    async def authenticate(request: Request) -> None:
+        if request.headers.get("Authorization") == "Bearer monitor-token":
+            request.state.principal = SimpleNamespace(subject="monitor")
+
     @app.get("/keyed", dependencies=[Depends(rate_limit("1/minute", key=by_header("X-API-Key")))])
     async def keyed() -> dict[str, str]:
+        return {}
+
+    @app.get(
+        "/verified",
+        dependencies=[Depends(authenticate), Depends(rate_limit("1/minute", key=by_subject))],
+    )
+    async def verified() -> dict[str, str]:
         return {}
 
     @app.get("/t/{tenant}", dependencies=[Depends(rate_limit("1/minute", key=by_tenant))])
@@ -117,11 +128,32 @@ async def test_api_key_and_custom_keys(clock: FakeClock) -> None:
         assert (await http.get("/keyed", headers={"X-API-Key": "k1"})).status_code == 200
         assert (await http.get("/keyed", headers={"X-API-Key": "k1"})).status_code == 429
         assert (await http.get("/keyed", headers={"X-API-Key": "k2"})).status_code == 200
+        # Anyone can send a header value: listing it in exempt_keys exempts nobody.
+        monitor = [
+            (await http.get("/keyed", headers={"X-API-Key": "monitor"})).status_code
+            for _ in range(2)
+        ]
+        assert monitor == [200, 429]
+        # A key derived from a verified identity can be exempt.
         for _ in range(3):
-            assert (await http.get("/keyed", headers={"X-API-Key": "monitor"})).status_code == 200
+            ok = await http.get("/verified", headers={"Authorization": "Bearer monitor-token"})
+            assert ok.status_code == 200
+        assert (await http.get("/verified")).status_code == 200
+        assert (await http.get("/verified")).status_code == 429
         assert (await http.get("/t/acme")).status_code == 200
         assert (await http.get("/t/acme")).status_code == 429
         assert (await http.get("/t/other")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_route_limits_group_ipv6_clients_by_prefix(clock: FakeClock) -> None:
+    app = _app(clock)
+    async with serve(app, client=("2001:db8:7:7::1", 1)) as first:
+        assert [(await first.post("/login")).status_code for _ in range(2)] == [200, 200]
+    async with serve(app, client=("2001:db8:7:7::2", 1)) as same_64:
+        assert [(await same_64.post("/login")).status_code for _ in range(2)] == [200, 429]
+    async with serve(app, client=("2001:db8:7:8::1", 1)) as other_64:
+        assert (await other_64.post("/login")).status_code == 200
 
 
 @pytest.mark.anyio

@@ -23,6 +23,7 @@ with TestClient(app) as c:
     assert 0 < int(tokens[-1].headers['Retry-After']) <= 60
     report = c.get('/reports', headers={'X-API-Key': 'k1'})
     assert '"/reports";q=30;w=3600' in report.headers.get_list('RateLimit-Policy'), report.headers
+    assert c.get('/reports', headers={'X-API-Key': 'made-up'}).status_code == 401
 """
 
 

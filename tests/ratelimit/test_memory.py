@@ -127,3 +127,52 @@ async def test_200_concurrent_requests_admit_exactly_50() -> None:
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == 50
     assert statuses.count(429) == 150
+
+
+def test_memory_stays_bounded_under_a_flood_of_distinct_clients(clock: FakeClock) -> None:
+    limiter = MemoryLimiter(clock=clock, max_keys=1000)
+    limits = parse_limits("100/minute;1000/hour")
+    for i in range(50_000):
+        assert limiter.decide("p", f"client-{i}", limits).allowed
+        assert len(limiter) <= 1000
+    assert len(limiter) == 1000
+
+
+def test_eviction_drops_the_least_recently_admitted_client(clock: FakeClock) -> None:
+    limiter = MemoryLimiter(clock=clock, max_keys=3)
+    one = parse_limits("1/minute")
+    for name in ("a", "b", "c"):
+        assert limiter.decide("p", name, one).allowed
+        clock.now += 1
+    assert not limiter.decide("p", "a", one).allowed  # a rejection does not refresh "a"
+    assert limiter.decide("p", "d", one).allowed  # evicts "a", admitted longest ago
+    assert len(limiter) == 3
+    assert not limiter.decide("p", "b", one).allowed
+    assert not limiter.decide("p", "c", one).allowed
+    assert not limiter.decide("p", "d", one).allowed
+    # "a" was forgotten: the documented price of the bound.
+    assert limiter.decide("p", "a", one).allowed
+
+
+def test_eviction_looks_across_window_lengths(clock: FakeClock) -> None:
+    limiter = MemoryLimiter(clock=clock, max_keys=2)
+    assert limiter.decide("p", "old", parse_limits("1/hour")).allowed
+    clock.now += 1
+    assert limiter.decide("p", "new", parse_limits("1/minute")).allowed
+    clock.now += 1
+    assert limiter.decide("p", "newest", parse_limits("1/minute")).allowed
+    assert len(limiter) == 2
+    assert not limiter.decide("p", "new", parse_limits("1/minute")).allowed
+    assert limiter.decide("p", "old", parse_limits("1/hour")).allowed
+
+
+def test_max_keys_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_keys"):
+        MemoryLimiter(max_keys=0)
+
+
+def test_the_app_limiter_takes_its_bound_from_the_settings() -> None:
+    app = make_app(settings_for("5/minute", memory_max_keys=5))
+    limiter = get_rate_limiting(app).limiter
+    assert isinstance(limiter, MemoryLimiter)
+    assert limiter.max_keys == 5

@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from fastapi import Request, WebSocket
+from fastapi import FastAPI, Request, WebSocket
 
 from fastapi_chassis import ChassisSettings, ProxySettings, RateLimitSettings, build_app
 from fastapi_chassis.ratelimit import (
@@ -173,15 +173,25 @@ async def test_forwarded_for_from_a_trusted_proxy_separates_clients(clock: FakeC
 
 
 @pytest.mark.anyio
-async def test_key_header_gives_each_api_key_its_own_budget(clock: FakeClock) -> None:
-    app = make_app(settings_for("1/minute", key_header="X-API-Key"))
+async def test_the_global_limit_cannot_be_escaped_with_fresh_header_values(
+    clock: FakeClock,
+) -> None:
+    app = make_app(settings_for("2/minute", exempt_keys=["x-api-key:monitoring"]))
     _frozen(app, clock)
     async with serve(app) as http:
-        assert (await http.get("/ping", headers={"X-API-Key": "a"})).status_code == 200
-        assert (await http.get("/ping", headers={"X-API-Key": "b"})).status_code == 200
-        assert (await http.get("/ping", headers={"X-API-Key": "a"})).status_code == 429
-        assert (await http.get("/ping")).status_code == 200
-        assert (await http.get("/ping")).status_code == 429
+        fresh = [
+            (await http.get("/ping", headers={"X-API-Key": f"k{i}"})).status_code for i in range(4)
+        ]
+        claimed = await http.get("/ping", headers={"X-API-Key": "monitoring"})
+    assert fresh == [200, 200, 429, 429]
+    assert claimed.status_code == 429
+
+
+def test_the_global_limit_has_no_header_key_setting() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="key_header"):
+        RateLimitSettings(key_header="X-API-Key")  # type: ignore[call-arg]
 
 
 @pytest.mark.anyio
@@ -293,3 +303,80 @@ def test_websockets_pass_through_untouched() -> None:
                 assert connection.receive_text() == "hi"
         assert client.get("/ping").status_code == 200
         assert client.get("/ping").status_code == 429
+
+
+async def _statuses(app: FastAPI, peer: str, n: int = 1, **headers: str) -> list[int]:
+    async with serve(app, client=(peer, 1)) as http:
+        return [(await http.get("/ping", headers=headers)).status_code for _ in range(n)]
+
+
+@pytest.mark.anyio
+async def test_ipv6_addresses_in_one_64_share_one_budget(clock: FakeClock) -> None:
+    app = make_app(settings_for("2/minute"))
+    _frozen(app, clock)
+    assert await _statuses(app, "2001:db8:1:2::1") == [200]
+    assert await _statuses(app, "2001:db8:1:2:ffff:ffff:ffff:fffe") == [200]
+    assert await _statuses(app, "2001:db8:1:2::3") == [429]
+    # The neighbouring /64 and IPv4 clients keep budgets of their own.
+    assert await _statuses(app, "2001:db8:1:3::1", 3) == [200, 200, 429]
+    assert await _statuses(app, "192.0.2.1", 3) == [200, 200, 429]
+    assert await _statuses(app, "192.0.2.2", 3) == [200, 200, 429]
+
+
+@pytest.mark.anyio
+async def test_rotating_ipv6_addresses_does_not_escape_the_limit(clock: FakeClock) -> None:
+    app = make_app(settings_for("5/minute"))
+    _frozen(app, clock)
+    statuses = [(await _statuses(app, f"2001:db8::{i:x}"))[0] for i in range(1, 21)]
+    assert statuses.count(200) == 5
+    limiter = get_rate_limiting(app).limiter
+    assert isinstance(limiter, MemoryLimiter)
+    assert len(limiter) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("prefix", "second_peer", "shared"),
+    [
+        (48, "2001:db8:1:ff::1", True),
+        (64, "2001:db8:1:ff::1", False),
+        (128, "2001:db8:1::2", False),
+    ],
+)
+async def test_ipv6_prefix_is_configurable(
+    clock: FakeClock, prefix: int, second_peer: str, shared: bool
+) -> None:
+    app = make_app(settings_for("1/minute", ipv6_prefix=prefix))
+    _frozen(app, clock)
+    assert await _statuses(app, "2001:db8:1::1") == [200]
+    assert await _statuses(app, second_peer) == [429 if shared else 200]
+
+
+@pytest.mark.anyio
+async def test_forwarded_ipv6_clients_are_grouped_by_prefix(clock: FakeClock) -> None:
+    app = make_app(_proxy_settings(["10.0.0.0/8"]))
+    _frozen(app, clock)
+    first = await _statuses(app, "10.0.0.2", **{"X-Forwarded-For": "2001:db8:5:6::1"})
+    second = await _statuses(app, "10.0.0.2", **{"X-Forwarded-For": "2001:db8:5:6::2"})
+    mapped = await _statuses(app, "::ffff:192.0.2.9")
+    ipv4 = await _statuses(app, "192.0.2.9")
+    assert (first, second, mapped, ipv4) == ([200], [429], [200], [429])
+
+
+def test_ipv6_prefix_outside_32_to_128_is_rejected() -> None:
+    from pydantic import ValidationError
+
+    for prefix in (16, 129):
+        with pytest.raises(ValidationError, match="ipv6_prefix"):
+            RateLimitSettings(ipv6_prefix=prefix)
+
+
+@pytest.mark.anyio
+async def test_exempt_keys_accept_cidrs(clock: FakeClock) -> None:
+    app = make_app(settings_for("1/minute", exempt_keys=["192.0.2.0/24", "2001:db8:9:9::7"]))
+    _frozen(app, clock)
+    assert await _statuses(app, "192.0.2.44", 3) == [200, 200, 200]
+    # An IPv6 client counts as its /64, so listing one address exempts its /64.
+    assert await _statuses(app, "2001:db8:9:9::1234", 3) == [200, 200, 200]
+    assert await _statuses(app, "198.51.100.1", 2) == [200, 429]
+    assert await _statuses(app, "2001:db8:9:a::1", 2) == [200, 429]

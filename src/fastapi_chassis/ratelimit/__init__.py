@@ -26,7 +26,7 @@ from fastapi_chassis.ratelimit.backends import (
     create_limiter,
 )
 from fastapi_chassis.ratelimit.dependencies import rate_limit
-from fastapi_chassis.ratelimit.keys import KeyFunc, by_client_ip, by_header, by_subject
+from fastapi_chassis.ratelimit.keys import KeyFunc, by_client_ip, by_header, by_subject, ip_key
 from fastapi_chassis.ratelimit.middleware import RateLimitMiddleware
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ __all__ = [
     "create_limiter",
     "get_rate_limiting",
     "install_rate_limit",
+    "ip_key",
     "parse_limits",
     "rate_limit",
 ]
@@ -72,9 +73,12 @@ def install_rate_limit(chassis: Chassis) -> RateLimiting:
     config = settings.rate_limit
     store = chassis.extensions.get("state")
     runtime = RateLimiting(
-        limiter=create_limiter(store) if isinstance(store, StateStore) else MemoryLimiter(),
+        limiter=create_limiter(store, max_keys=config.memory_max_keys)
+        if isinstance(store, StateStore)
+        else MemoryLimiter(max_keys=config.memory_max_keys),
         proxies=TrustedProxies.from_settings(settings),
         exempt_keys=frozenset(config.exempt_keys),
+        ipv6_prefix=config.ipv6_prefix,
         fail_open=config.fail_open,
         legacy_headers=config.legacy_headers,
         problem_type_base=settings.errors.type_base_url,
@@ -91,9 +95,8 @@ def install_rate_limit(chassis: Chassis) -> RateLimiting:
             settings.health.readiness_path,
             settings.metrics.path,
         ]
-    key = by_header(config.key_header) if config.key_header else by_client_ip
     chassis.add_middleware(
-        RateLimitMiddleware, limits=limits, runtime=runtime, key=key, exempt_paths=exempt
+        RateLimitMiddleware, limits=limits, runtime=runtime, key=by_client_ip, exempt_paths=exempt
     )
     return runtime
 

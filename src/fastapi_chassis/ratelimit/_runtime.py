@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
+from starlette.types import Scope
+
 from fastapi_chassis._counters import count_rate_limited
-from fastapi_chassis._proxy import TrustedProxies
+from fastapi_chassis._proxy import IPNetwork, TrustedProxies
 from fastapi_chassis.errors import PROBLEM_JSON, ConfigurationError, problem_body, problem_bytes
 from fastapi_chassis.ratelimit._limits import Limit
 from fastapi_chassis.ratelimit.backends import Decision, MemoryLimiter, RateLimiter
+from fastapi_chassis.ratelimit.keys import DEFAULT_IPV6_PREFIX, ip_key
 
 logger = logging.getLogger("fastapi_chassis.ratelimit")
 
@@ -39,6 +44,8 @@ class RateLimiting:
     limiter: RateLimiter = field(default_factory=MemoryLimiter)
     proxies: TrustedProxies = field(default_factory=lambda: TrustedProxies(()))
     exempt_keys: frozenset[str] = frozenset()
+    #: IPv6 clients share one budget per network of this prefix length (IPv4: per address).
+    ipv6_prefix: int = DEFAULT_IPV6_PREFIX
     fail_open: bool = True
     legacy_headers: bool = False
     #: Base of problem `type` URIs (settings.errors.type_base_url); None: `about:blank`.
@@ -49,6 +56,26 @@ class RateLimiting:
     clock: Callable[[], float] = time.monotonic
     _next_warning: float = field(default=-math.inf, repr=False)
     _suppressed: int = field(default=0, repr=False)
+
+    def is_exempt(self, key: str) -> bool:
+        """Whether `key` is listed in `exempt_keys`, or is an IP key inside a listed IP or CIDR.
+
+        An IPv6 key stands for a whole network (`/64` by default), so listing one IPv6 address
+        exempts the network it shares its budget with.
+        """
+        if key in self.exempt_keys:
+            return True
+        networks = _exempt_networks(self.exempt_keys)
+        if not networks:
+            return False
+        network = _key_network(key)
+        return network is not None and any(
+            network.version == exempt.version and network.overlaps(exempt) for exempt in networks
+        )
+
+    def client_key(self, scope: Scope) -> str:
+        """The client-IP key of a request: its address, or its IPv6 network."""
+        return ip_key(self.proxies.client_ip(scope), self.ipv6_prefix)
 
     def emit(self, event: RateLimitEvent) -> None:
         """Call every listener with `event`; a failing listener is logged, never raised."""
@@ -84,6 +111,19 @@ class RateLimiting:
             status, title=title, code=code, detail=detail, type_=type_ or "about:blank"
         )
         return problem_bytes(body)
+
+
+@lru_cache(maxsize=8)
+def _exempt_networks(keys: frozenset[str]) -> tuple[IPNetwork, ...]:
+    return tuple(net for net in map(_key_network, keys) if net is not None)
+
+
+@lru_cache(maxsize=4096)
+def _key_network(key: str) -> IPNetwork | None:
+    try:
+        return ipaddress.ip_network(key, strict=False)
+    except ValueError:
+        return None
 
 
 def _check_name(name: str) -> str:

@@ -4,7 +4,9 @@
 N. Each (policy, limit, client) keeps the timestamps of the requests it admitted inside the
 current window, so a decision is exact, and idle clients cost nothing once their window ends.
 
-The price of exactness is memory: one entry per admitted request still inside its window. In
+The price of exactness is memory: one entry per admitted request still inside its window. The
+memory limiter holds at most `max_keys` client logs and evicts the least recently admitted ones
+beyond that, forgetting their history (so an evicted client may be admitted again early). In
 Redis a full "100/minute" log takes 5 KB and a full "1000/minute" one 120 KB, so very large
 quotas per client ("100000/day") are cheaper with an API gateway's approximate counters.
 
@@ -14,6 +16,7 @@ rejection by one limit charges none of the others.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
@@ -70,17 +73,32 @@ class RateLimiter(Protocol):
 # Bounds the cleanup work one decision does, so a mass expiry never stalls a request.
 _SWEEP_BATCH = 64
 
+DEFAULT_MAX_KEYS = 100_000
+
 
 class MemoryLimiter:
     """One process's limits, exact under asyncio concurrency (decisions never await).
 
-    `clock` is a monotonic clock in seconds; tests inject their own.
+    At most `max_keys` client logs (one per client, policy and limit) are held. Beyond that the
+    log whose latest admission is oldest is evicted: memory stays bounded when a flood of
+    distinct clients arrives, at the price of forgetting the evicted clients' history, so they
+    may be admitted more than their limit within one window. `clock` is a monotonic clock in
+    seconds; tests inject their own.
     """
 
     kind = "memory"
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> None:
+        if max_keys < 1:
+            raise ValueError(f"max_keys must be at least 1, got {max_keys}")
         self.clock = clock
+        self.max_keys = max_keys
+        self._size = 0
         # One table per window length, ordered by each log's latest admission: the front holds
         # the logs that went idle first, so cleanup pops from the front until a live one.
         self._tables: dict[int, OrderedDict[tuple[str, int, str], deque[float]]] = {}
@@ -117,12 +135,34 @@ class MemoryLimiter:
         for limit, table, ident, log, wait in found:
             if allowed:
                 log.append(now)
-                table[ident] = log
-                table.move_to_end(ident)
+                if ident in table:
+                    table.move_to_end(ident)
+                else:
+                    table[ident] = log
+                    self._size += 1
             retry = max(retry, wait)
             oldest = log[0] - now + limit.period if log else 0.0
             statuses.append(_status(limit, len(log), oldest, wait))
+        while self._size > self.max_keys:
+            self._evict()
         return Decision(allowed, tuple(statuses), retry)
+
+    def _evict(self) -> None:
+        # Each table's front is its least recently admitted log; drop the oldest of those fronts
+        # (one table per window length, so this looks at four entries at most).
+        victim: OrderedDict[tuple[str, int, str], deque[float]] | None = None
+        latest = 0.0
+        for table in self._tables.values():
+            if table:
+                log = table[next(iter(table))]
+                last = log[-1] if log else -math.inf
+                if victim is None or last < latest:
+                    victim, latest = table, last
+        if victim is None:  # pragma: no cover - the size counter says there is something
+            self._size = 0
+            return
+        victim.popitem(last=False)
+        self._size -= 1
 
     def _sweep(
         self, table: OrderedDict[tuple[str, int, str], deque[float]], horizon: float
@@ -135,10 +175,11 @@ class MemoryLimiter:
             if log and log[-1] > horizon:
                 return
             del table[first]
+            self._size -= 1
 
     def __len__(self) -> int:
         """Number of client logs held (idle ones are dropped as decisions sweep)."""
-        return sum(len(table) for table in self._tables.values())
+        return self._size
 
 
 def _status(limit: Limit, used: int, oldest_wait: float, wait: float) -> LimitStatus:
@@ -230,8 +271,11 @@ class RedisLimiter:
         return Decision(allowed, tuple(statuses), retry)
 
 
-def create_limiter(store: StateStore) -> RateLimiter:
-    """The limiter matching an app's shared-state store: Redis if configured, else memory."""
+def create_limiter(store: StateStore, *, max_keys: int = DEFAULT_MAX_KEYS) -> RateLimiter:
+    """The limiter matching an app's shared-state store: Redis if configured, else memory.
+
+    `max_keys` bounds the memory limiter; Redis bounds itself with its `maxmemory` policy.
+    """
     if isinstance(store, RedisStore):
         return RedisLimiter(store)
-    return MemoryLimiter()
+    return MemoryLimiter(max_keys=max_keys)

@@ -17,7 +17,7 @@ from fastapi_chassis.ratelimit._runtime import (
     policy_names,
     rejection_detail,
 )
-from fastapi_chassis.ratelimit.keys import KeyFunc, by_client_ip
+from fastapi_chassis.ratelimit.keys import KeyFunc, by_client_ip, exemptible
 from fastapi_chassis.state import StateUnavailable
 
 __all__ = ["rate_limit"]
@@ -62,7 +62,7 @@ def rate_limit(
             found = cache[path] = (policy, names, policy_header(names, parsed))
         policy, names, policy_value = found
         client = key(request)
-        if client in runtime.exempt_keys:
+        if runtime.is_exempt(client) and exemptible(key, client):
             return
         try:
             decision = await runtime.limiter.hit(policy, client, parsed)

@@ -18,7 +18,7 @@ from fastapi_chassis.ratelimit._runtime import (
     policy_names,
     rejection_detail,
 )
-from fastapi_chassis.ratelimit.keys import KeyFunc, by_client_ip
+from fastapi_chassis.ratelimit.keys import KeyFunc, by_client_ip, exemptible
 from fastapi_chassis.state import StateUnavailable
 
 __all__ = ["RateLimitMiddleware"]
@@ -35,7 +35,9 @@ class RateLimitMiddleware:
         limits: `"100/minute"`, `"10/second;500/hour"`, or parsed `Limit`s.
         runtime: limiter and shared options; a chassis app passes its own. Default: a
             process-local memory limiter failing open.
-        key: who a request counts against (default: client IP).
+        key: who a request counts against (default: client IP, IPv6 per /64). This runs
+            before any authentication, so a key read from a header here is unverified: a client
+            sending a fresh value per request would get a fresh budget.
         name: policy name in the headers and the store.
         exempt_paths: paths (and everything below them) never limited.
     """
@@ -70,11 +72,9 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         runtime = self.runtime
-        if self.key is by_client_ip:  # the common case, without building a Request
-            key = runtime.proxies.client_ip(scope) or "unknown"
-        else:
-            key = self.key(Request(scope))
-        if key in runtime.exempt_keys:
+        # The common case (by client IP) needs no Request.
+        key = runtime.client_key(scope) if self.key is by_client_ip else self.key(Request(scope))
+        if runtime.is_exempt(key) and exemptible(self.key, key):
             await self.app(scope, receive, send)
             return
         try:
