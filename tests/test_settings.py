@@ -176,3 +176,14 @@ def test_masked_never_contains_secret_values() -> None:
     settings = _prod()
     assert STRONG not in str(settings.masked())
     assert STRONG not in repr(settings)
+
+
+def test_masked_hides_passwords_inside_urls() -> None:
+    from fastapi_chassis import TracingSettings
+
+    settings = ChassisSettings(
+        tracing=TracingSettings(endpoint="https://svc:hunter2-pw@collector.example:4318/v1/traces")
+    )
+    shown = settings.masked()["tracing"]["endpoint"]
+    assert "hunter2-pw" not in shown
+    assert shown == "https://svc:**********@collector.example:4318/v1/traces"

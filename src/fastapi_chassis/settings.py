@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -635,5 +636,25 @@ class ChassisSettings(BaseSettings):
         return self
 
     def masked(self) -> dict[str, Any]:
-        """The effective configuration as JSON-ready data, every secret masked."""
-        return self.model_dump(mode="json")
+        """The effective configuration as JSON-ready data, every secret masked.
+
+        `SecretStr` fields print as `**********`; a password inside any URL
+        (`https://user:pw@collector`) is masked too.
+        """
+        masked: dict[str, Any] = _mask_url_passwords(self.model_dump(mode="json"))
+        return masked
+
+
+def _mask_url_passwords(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _mask_url_passwords(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_url_passwords(item) for item in value]
+    if isinstance(value, str) and "://" in value and "@" in value:
+        parts = urlsplit(value)
+        if parts.password:
+            netloc = f"{parts.username or ''}:**********@{parts.hostname or ''}"
+            if parts.port is not None:
+                netloc += f":{parts.port}"
+            return urlunsplit(parts._replace(netloc=netloc))
+    return value
