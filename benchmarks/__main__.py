@@ -5,7 +5,8 @@
 2. In-process rounds: every app in its own fresh process, alternating (A B C A B C ...), for
    several rounds; medians with min/max, ratios against bare FastAPI from the same run.
 3. A loopback HTTP run under uvicorn driven by `wrk` (skipped with a message when unavailable).
-4. Micro-benchmarks (JWT verifications per second).
+4. Micro-benchmarks: JWT verifications per second (TokenService, HS256 and ES256), rate-limit
+   decisions per second (memory; Redis with --redis), one page's cost by depth (offset vs cursor).
 
 The markdown report is printed and written to benchmarks/results/latest.md.
 """
@@ -251,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
         help="in-process timing: the process' CPU time (default; robust on a shared machine) "
         "or wall-clock time (use on an otherwise idle machine)",
     )
+    parser.add_argument(
+        "--redis",
+        default="",
+        help="Redis URL for the Redis rate-limit micro-benchmark, e.g. redis://127.0.0.1:6379/8 "
+        "(that database is flushed afterwards; default: skipped)",
+    )
     parser.add_argument("--out", default=os.path.join(RESULTS, "latest.md"))
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (2 if args.quick else 5)
@@ -286,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             http = run_http(wrk, pairs, child_env(), args.http_seconds, BENCH_ROUTE_COUNT)
     print("micro-benchmarks ...", file=sys.stderr)
-    micro_cmd = [sys.executable, "-m", "benchmarks.micro"] + (["--quick"] if args.quick else [])
+    micro_cmd = [sys.executable, "-m", "benchmarks.micro", "--redis", args.redis]
+    micro_cmd += ["--quick"] if args.quick else []
     micro = json.loads(
         subprocess.run(
             micro_cmd, env=child_env(), cwd=ROOT, capture_output=True, text=True, check=True

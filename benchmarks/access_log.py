@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
+from benchmarks.driver import time_requests
 from fastapi_chassis import ChassisSettings, LoggingSettings
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
 from fastapi_chassis.observability import Logger, configure_logging
@@ -28,38 +29,8 @@ class _Discard(io.TextIOBase):
         return len(text)
 
 
-def _scope(path: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"bench"),
-            (b"user-agent", b"bench/1.0"),
-            (b"accept", b"application/json"),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("bench", 80),
-    }
-
-
 async def _drive(app: Any, path: str, n: int) -> float:
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        return None
-
-    start = time.perf_counter()
-    for _ in range(n):
-        await app(_scope(path), receive, send)
-    return (time.perf_counter() - start) / n * 1e6
+    return await time_requests(app, path, n, clock="wall")
 
 
 def _bare() -> FastAPI:

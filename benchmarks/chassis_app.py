@@ -70,7 +70,7 @@ COMPONENTS: tuple[Component, ...] = (
         "rate_limit",
         "rate limit (memory)",
         (("rate_limit", "enabled", True, False),),
-        (("rate_limit", "default", "1000000000/second"),),
+        (("rate_limit", "default", "999999999/second"),),
     ),
     Component(
         "tracing",

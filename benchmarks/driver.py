@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +166,105 @@ class Lifespan:
         await self._expect("lifespan.shutdown.complete")
         assert self.task is not None
         await self.task
+
+
+# --- shared by the micro-benchmarks (benchmarks/middleware.py, access_log.py, ...) ---------
+
+
+def http_scope(
+    path: str,
+    *,
+    method: str = "GET",
+    headers: tuple[tuple[bytes, bytes], ...] = BASE_HEADERS,
+    client: str = "127.0.0.1",
+    state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A fresh HTTP scope for one request, as a server would build it."""
+    path, _, query = path.partition("?")
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": ASGI,
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": list(headers),
+        "client": (client, 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    if state is not None:
+        scope["state"] = dict(state)
+    return scope
+
+
+_EMPTY_BODY: dict[str, Any] = {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _receive_empty() -> dict[str, Any]:
+    return _EMPTY_BODY
+
+
+async def time_requests(
+    app: Any,
+    scope: Callable[[int], dict[str, Any]] | str,
+    n: int,
+    *,
+    status: int | None = 200,
+    clock: str = "cpu",
+) -> float:
+    """Microseconds per request of `n` sequential bodiless requests (no warm-up).
+
+    `scope` is a path, or a function of the request's index returning its scope (to vary the
+    client, say). The clock is the process' CPU time ("cpu") or wall time ("wall"). Every
+    response must have `status` (None: any).
+    """
+    make = (lambda _: http_scope(scope)) if isinstance(scope, str) else scope
+    statuses: set[int] = set()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.add(message["status"])
+
+    timer = time.process_time_ns if clock == "cpu" else time.perf_counter_ns
+    start = timer()
+    for i in range(n):
+        await app(make(i), _receive_empty, send)
+    elapsed = timer() - start
+    if status is not None and statuses - {status}:
+        raise RuntimeError(f"expected {status}, got {sorted(statuses)}")
+    return elapsed / n / 1000
+
+
+async def compare_async(
+    apps: dict[str, Any], path: str, *, n: int = 2000, rounds: int = 15, clock: str = "cpu"
+) -> dict[str, float]:
+    """Best round's microseconds per request of GET `path` for each app, apps taking turns.
+
+    Each app's lifespan runs around the measurement; every app is warmed up first.
+    """
+    best = dict.fromkeys(apps, float("inf"))
+    async with contextlib.AsyncExitStack() as stack:
+        for app in apps.values():
+            await stack.enter_async_context(Lifespan(app))
+            await time_requests(app, path, 300)
+        # Variants take turns in every round, so machine noise hits them all alike.
+        for _ in range(rounds):
+            for name, app in apps.items():
+                best[name] = min(best[name], await time_requests(app, path, n, clock=clock))
+    return best
+
+
+def compare(
+    apps: dict[str, Any], path: str, *, n: int = 2000, rounds: int = 15, clock: str = "cpu"
+) -> dict[str, float]:
+    """`compare_async` in a fresh event loop."""
+    return asyncio.run(compare_async(apps, path, n=n, rounds=rounds, clock=clock))
+
+
+# --- the main harness' in-process run -----------------------------------------------------
 
 
 async def one_request(app: Any, case: RouteCase, state: dict[str, Any] | None) -> Exchange:

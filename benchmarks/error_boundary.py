@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from benchmarks.driver import time_requests
 from fastapi_chassis._error_boundary import ErrorBoundaryMiddleware, ProblemTypeBaseMiddleware
 
 N = 20_000
@@ -29,19 +29,8 @@ async def crash_app(scope: Scope, receive: Receive, send: Send) -> None:
     raise RuntimeError("boom")
 
 
-async def receive() -> Message:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
-async def send(message: Message) -> None:
-    return None
-
-
 async def per_request_us(app: Any, n: int = N) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        await app(dict(SCOPE), receive, send)
-    return (time.perf_counter() - start) / n * 1e6
+    return await time_requests(app, lambda _: dict(SCOPE), n, status=None, clock="wall")
 
 
 async def main() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from benchmarks.asgi_driver import compare
+from benchmarks.driver import compare
 from fastapi_chassis import (
     BodyLimitMiddleware,
     ChassisSettings,
@@ -62,10 +62,8 @@ def main() -> None:
     results = compare({name: make() for name, make in VARIANTS.items()}, "/items/42")
     base = results["bare FastAPI"]
     print(f"{'variant':32} {'us/request':>10} {'ratio':>7} {'added us':>9}")
-    for name, seconds in results.items():
-        print(
-            f"{name:32} {seconds * 1e6:10.1f} {seconds / base:7.3f} {(seconds - base) * 1e6:9.1f}"
-        )
+    for name, us in results.items():
+        print(f"{name:32} {us:10.1f} {us / base:7.3f} {us - base:9.1f}")
 
 
 if __name__ == "__main__":

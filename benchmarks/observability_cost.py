@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from benchmarks.driver import Lifespan, http_scope, time_requests
 from fastapi_chassis import build_app
 from fastapi_chassis.settings import (
     BodyLimitSettings,
@@ -120,80 +121,24 @@ VARIANTS: dict[str, Callable[[int], FastAPI]] = {
 }
 
 
-async def _lifespan_start(app: Any) -> Callable[[], Any]:
-    """Run the app's startup; return a coroutine function that runs its shutdown."""
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    started = asyncio.Event()
-    await queue.put({"type": "lifespan.startup"})
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "lifespan.startup.complete":
-            started.set()
-
-    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-    task = asyncio.get_running_loop().create_task(app(scope, queue.get, send))
-    await started.wait()
-
-    async def shutdown() -> None:
-        await queue.put({"type": "lifespan.shutdown"})
-        await task
-
-    return shutdown
-
-
 async def _time_requests(app: Any, count: int) -> float:
-    body = {"type": "http.request", "body": b"", "more_body": False}
-    statuses: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        return body
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
-    def scope() -> dict[str, Any]:
-        return {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": "/items/42",
-            "raw_path": b"/items/42",
-            "root_path": "",
-            "query_string": b"",
-            "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-            "state": {},
-        }
-
     gc.collect()
     # CPU time of this process (background export threads included), not wall time: on a
     # shared machine, wall time mostly measures the neighbours.
-    started = time.process_time()
-    for _ in range(count):
-        await app(scope(), receive, send)
-    elapsed = time.process_time() - started
-    if set(statuses) != {200}:
-        raise RuntimeError(f"unexpected statuses {set(statuses)}")
-    return elapsed / count * 1e6
+    return await time_requests(app, lambda _: http_scope("/items/42", state={}), count)
 
 
 async def _run(requests: int, rounds: int) -> None:
     for routes in ROUTE_COUNTS:
         apps = {name: build(routes) for name, build in VARIANTS.items()}
-        shutdowns = []
-        for app in apps.values():
-            shutdowns.append(await _lifespan_start(app))
-            await _time_requests(app, 200)  # warm caches and label children
         samples: dict[str, list[float]] = {name: [] for name in apps}
-        for _ in range(rounds):
-            for name, app in apps.items():
-                samples[name].append(await _time_requests(app, requests))
-        for shutdown in shutdowns:
-            await shutdown()
+        async with contextlib.AsyncExitStack() as stack:
+            for app in apps.values():
+                await stack.enter_async_context(Lifespan(app))
+                await _time_requests(app, 200)  # warm caches and label children
+            for _ in range(rounds):
+                for name, app in apps.items():
+                    samples[name].append(await _time_requests(app, requests))
         _print_table(routes, samples)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from benchmarks.driver import http_scope, time_requests
 from fastapi_chassis import ChassisSettings, RateLimitSettings, RedisSettings, build_app
 from fastapi_chassis.ratelimit import MemoryLimiter, RedisLimiter, parse_limits
 from fastapi_chassis.ratelimit.backends import _SLIDING_WINDOW_LUA
@@ -127,44 +128,15 @@ async def redis_decisions(url: str, total: int, concurrency: int) -> None:
         await store.aclose()
 
 
-def _scope(path: str, client: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"bench")],
-        "client": (client, 5000),
-        "server": ("bench", 80),
-    }
-
-
 async def _per_request(app: Any, requests: int) -> float:
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    statuses: list[int] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
     clients = [f"10.1.{i // 256}.{i % 256}" for i in range(CLIENTS)]
-    for i in range(200):  # warm up: middleware stack, caches
-        await app(_scope("/ping", clients[i % CLIENTS]), receive, send)
-    runs = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for i in range(requests):
-            await app(_scope("/ping", clients[i % CLIENTS]), receive, send)
-        runs.append((time.perf_counter() - start) / requests)
-    assert set(statuses) == {200}, set(statuses)
-    return min(runs)
+
+    def scope(i: int) -> dict[str, Any]:
+        return http_scope("/ping", client=clients[i % CLIENTS])
+
+    await time_requests(app, scope, 200)  # warm up: middleware stack, caches
+    runs = [await time_requests(app, scope, requests, clock="wall") for _ in range(5)]
+    return min(runs) / 1e6
 
 
 def _with_ping(app: FastAPI) -> FastAPI:

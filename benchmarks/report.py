@@ -259,13 +259,40 @@ def render(
     lines += ["", "## Loopback HTTP (uvicorn, one worker, wrk)", ""]
     _http(lines, http, http_note, f"{info.get('http_seconds', '')}")
     lines += ["", "## Micro-benchmarks", ""]
-    jwt = micro.get("jwt_verify_per_second", {})
-    lines.append("| operation | per second | µs each |")
-    lines.append("|---|---:|---:|")
-    for alg, per_s in jwt.items():
-        lines.append(f"| pyjwt verify {alg} | {per_s:,.0f} | {1e6 / per_s:.1f} |")
+    _micro(lines, micro)
     notes = sorted({n for x in variants for n in x.notes})
     if notes:
         lines += ["", "## Notes", ""]
         lines += [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def _micro(lines: list[str], micro: dict[str, Any]) -> None:
+    lines.append("| operation | per second | µs each |")
+    lines.append("|---|---:|---:|")
+    for alg, rates in micro.get("jwt", {}).items():
+        for label, per_s in rates.items():
+            lines.append(f"| JWT {alg}: {label} | {per_s:,.0f} | {1e6 / per_s:.1f} |")
+    for label, per_s in micro.get("ratelimit", {}).items():
+        if isinstance(per_s, str):
+            lines.append(f"| rate limit: {label} | {per_s} | |")
+        else:
+            lines.append(f"| rate limit: {label} | {per_s:,.0f} | {1e6 / per_s:.1f} |")
+    if not any(k.startswith("Redis") for k in micro.get("ratelimit", {})):
+        lines.append("| rate limit: Redis limiter | skipped (run with `--redis URL`) | |")
+    pages = micro.get("pagination")
+    if pages:
+        lines += [
+            "",
+            f"One page of {pages['size']} rows from SQLite ({pages['rows']:,} rows), "
+            "median ms per page:",
+            "",
+            "| depth (page) | offset ms | cursor ms | offset / cursor |",
+            "|---:|---:|---:|---:|",
+        ]
+        for row in pages["depths"]:
+            ratio = row["offset_ms"] / row["cursor_ms"]
+            lines.append(
+                f"| {row['depth']:,} | {row['offset_ms']:.3f} | {row['cursor_ms']:.3f} "
+                f"| {ratio:.1f}× |"
+            )

@@ -85,10 +85,20 @@ def test_report_renders_every_section_from_round_results() -> None:
         "http_seconds": "1",
     }
     http = {n: {r: {"rps": 1000.0, "non_2xx": 0} for r in ROUTES} for n in report.MAIN}
-    micro = {"jwt_verify_per_second": {"HS256": 1000.0}}
+    micro = {
+        "jwt": {"HS256": {"TokenService.verify": 1000.0}},
+        "ratelimit": {"memory limiter": 4000.0},
+        "pagination": {
+            "rows": 100,
+            "size": 10,
+            "depths": [{"depth": 5, "offset_ms": 0.4, "cursor_ms": 0.1}],
+        },
+    }
     text = report.render(info, variants, [], FULL_DEFAULT, ("request_id",), http, None, micro)
     for heading in ("4-route apps", "60-route apps", "Budget", "Per-component", "Loopback"):
         assert heading in text
     assert "| `GET /items/{id}` | 51.0 [50.0–52.0] |" in text
-    assert "| pyjwt verify HS256 | 1,000 |" in text
+    assert "| JWT HS256: TokenService.verify | 1,000 | 1000.0 |" in text
+    assert "| rate limit: memory limiter | 4,000 | 250.0 |" in text
+    assert "| 5 | 0.400 | 0.100 | 4.0× |" in text
     assert isinstance(variants[0], Variant)

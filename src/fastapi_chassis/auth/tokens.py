@@ -41,6 +41,7 @@ _TYP: dict[str, str] = {"access": ACCESS_TOKEN_TYPE, "refresh": REFRESH_TOKEN_TY
 _COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # Header members that change how PyJWT reads a token; our tokens never carry them.
 _FORBIDDEN_HEADERS = ("crit", "b64")
+_HEADER_CACHE_LIMIT = 64
 
 
 def _default_env_var(name: str) -> str:
@@ -74,6 +75,9 @@ class TokenService:
         self.clock = clock
         self.keys: KeySet = load_keys(self.settings, env_var or _default_env_var)
         self._jwt = jwt.PyJWT(options={"enforce_minimum_key_length": True})
+        # Parsed JOSE headers by their encoded segment: every token one key signs carries the
+        # same header, so the per-request base64 + JSON parse to pick the key is done once.
+        self._headers: dict[str, dict[str, Any]] = {}
         required = ["exp", "iat", "nbf", "sub", "jti"]
         if self.settings.issuer is not None:
             required.append("iss")
@@ -187,7 +191,12 @@ class TokenService:
             raise InvalidToken("token too large")
         if not _COMPACT.fullmatch(token):
             raise InvalidToken("malformed token")
-        header = _read_header(token)
+        segment = token[: token.index(".")]
+        header = self._headers.get(segment)
+        if header is None:
+            header = _read_header(segment)
+            if len(self._headers) < _HEADER_CACHE_LIMIT:  # segments can be attacker-chosen
+                self._headers[segment] = header
         kid = header.get("kid")
         if not isinstance(kid, str) or not valid_kid(kid):
             raise InvalidToken("unknown key")
@@ -340,9 +349,8 @@ class TokenService:
         return self.keys.jwks()
 
 
-def _read_header(token: str) -> dict[str, Any]:
-    """The JOSE header, parsed only to pick the key (PyJWT parses it again, verified)."""
-    segment = token[: token.index(".")]
+def _read_header(segment: str) -> dict[str, Any]:
+    """The JOSE header segment, parsed only to pick the key (PyJWT parses it again, verified)."""
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except (ValueError, RecursionError):

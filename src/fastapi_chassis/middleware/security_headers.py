@@ -140,6 +140,12 @@ class SecurityHeadersMiddleware:
             for path, csp in (page_csp or {}).items()
         }
         self._hsts = _encode("Strict-Transport-Security", hsts) if hsts else None
+        # Every name this middleware may add, on any path: none present means add them all.
+        self._names = frozenset(
+            [name for name, _ in self._headers]
+            + [name for pairs in self._pages.values() for name, _ in pairs]
+            + [b"strict-transport-security"]
+        )
         self._force_hsts = force_hsts
         self._proxies = (
             trusted_proxies
@@ -164,16 +170,23 @@ class SecurityHeadersMiddleware:
         hsts = self._hsts
         if hsts is not None and not self._force_hsts and self._proxies.scheme(scope) != "https":
             hsts = None
+        names = self._names
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
-                for pair in extra:
-                    if pair[0] not in present:
-                        headers.append(pair)
-                if hsts is not None and b"strict-transport-security" not in present:
-                    headers.append(hsts)
+                if present.isdisjoint(names):
+                    # The usual case: the handler set none of them, so add them all at once.
+                    headers.extend(extra)
+                    if hsts is not None:
+                        headers.append(hsts)
+                else:
+                    for pair in extra:
+                        if pair[0] not in present:
+                            headers.append(pair)
+                    if hsts is not None and b"strict-transport-security" not in present:
+                        headers.append(hsts)
                 message["headers"] = headers
             await send(message)
 

@@ -46,8 +46,13 @@ class Redactor:
         return hit
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        # Hot path (every log line): the memo is read inline, `is_sensitive` only on a miss.
+        cache = self._cache
         for key, value in event_dict.items():
-            if key != "event" and self.is_sensitive(key):
+            hit = cache.get(key)
+            if hit is None:
+                hit = self.is_sensitive(key)
+            if hit and key != "event":
                 event_dict[key] = REDACTED
             elif type(value) not in _PLAIN_TYPES:
                 event_dict[key] = self._scrub(value, 0)

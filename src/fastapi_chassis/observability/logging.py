@@ -23,6 +23,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import IO, Annotated, Any, cast
 
 import structlog
@@ -86,13 +87,41 @@ class _Enrich:
         return event_dict
 
 
+def _compact_encoder() -> Callable[[Any], str]:
+    """Compact JSON text, ASCII-escaped; the C encoder built once instead of per line.
+
+    `JSONEncoder.encode` builds a fresh C encoder (and a circular-reference memo) on every
+    call. Events reach the renderer after the redactor, which copies containers and cuts
+    them at a fixed depth, so no circular structure arrives and the memo is not needed.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator on this interpreter
+        return json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
+    chunks = make(
+        None,
+        _json_default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        True,
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(chunks(value, 0))
+
+    return encode
+
+
 class _JSONRenderer:
     """Compact JSON lines; tracebacks as structured data without frame locals."""
 
     __slots__ = ("_encode", "_exceptions")
 
     def __init__(self) -> None:
-        self._encode = json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
+        self._encode = _compact_encoder()
         # Frame locals stay out of tracebacks: they are where secrets live.
         transformer = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
         self._exceptions = structlog.processors.ExceptionRenderer(transformer)
