@@ -33,6 +33,7 @@ from fastapi_chassis.health import (
     get_health,
 )
 from tests.conftest import subprocess_env
+from tests.examples._run import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -469,13 +470,4 @@ def test_health_checks_example_runs() -> None:
         "    r = c.get('/readyz')\n"
         "    assert r.status_code == 503 and r.json()['code'] == 'not_ready', r.text\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=subprocess_env(),
-    )
-    assert result.returncode == 0, result.stderr
+    run_python(code)

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import fastapi_chassis
-from tests.conftest import subprocess_env
+from tests.examples._run import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,13 +50,4 @@ def test_quickstart_example_runs() -> None:
         "    r = c.get('/notes/2')\n"
         "    assert r.status_code == 404 and r.json()['code'] == 'note_not_found', r.text\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=subprocess_env(),
-    )
-    assert result.returncode == 0, result.stderr
+    run_python(code)

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import subprocess_env
+from tests.examples._run import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,17 +18,8 @@ def test_observability_example_exposes_metrics_and_prints_one_span_per_request()
         "    assert 'http_requests_total{handler=\"/orders/{order_id}\"' in text, text\n"
         "    print('TRACE', body['trace_id'])\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=subprocess_env(),
-    )
-    assert result.returncode == 0, result.stderr
-    trace_id = result.stdout.split("TRACE ")[1].split()[0]
+    stdout = run_python(code)
+    trace_id = stdout.split("TRACE ")[1].split()[0]
     # The console exporter printed the request's span (flushed at shutdown).
-    assert result.stdout.count('"name": "GET /orders/{order_id}"') == 1
-    assert trace_id in result.stdout
+    assert stdout.count('"name": "GET /orders/{order_id}"') == 1
+    assert trace_id in stdout

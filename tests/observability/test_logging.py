@@ -27,6 +27,7 @@ from fastapi_chassis._context import subject_var
 from fastapi_chassis.observability import REDACTED, Logger, Redactor, configure_logging
 from tests._logs import LogCapture, SetRequestId, capture_logs, rid
 from tests.conftest import ROOT, subprocess_env
+from tests.examples._run import run_python
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 JSON = ChassisSettings(logging=LoggingSettings(json_output=True))
@@ -367,23 +368,14 @@ def test_structured_logs_example_runs_and_masks_the_password() -> None:
         "    body = {'user': 'ada', 'password': 'hunter2'}\n"
         "    assert c.post('/login', json=body).json() == {'ok': True}\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=subprocess_env(),
-    )
-    assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    stdout = run_python(code)
+    lines = [json.loads(line) for line in stdout.splitlines()]
     (attempt,) = [line for line in lines if line["event"] == "login attempt"]
     assert attempt["credentials"] == {"user": "ada", "password": REDACTED}
     assert attempt["route"] == "/login"
     (access,) = [line for line in lines if line.get("logger") == "fastapi_chassis.access"]
     assert (access["route"], access["status"]) == ("/login", 200)
-    assert "hunter2" not in result.stdout
+    assert "hunter2" not in stdout
 
 
 def _free_port() -> int:

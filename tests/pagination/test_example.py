@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import subprocess_env
+from tests.examples._run import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,14 +41,5 @@ print("ok")
 
 
 def test_sqlite_example_pages_agree_in_both_styles_and_directions() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", WALK],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=subprocess_env(),
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "ok"  # access-log lines come first
+    stdout = run_python(WALK)
+    assert stdout.strip().splitlines()[-1] == "ok"  # access-log lines come first

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import subprocess_env
+from tests.examples._run import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,13 +26,4 @@ with TestClient(app) as c:
 
 
 def test_rate_limiting_example_runs() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", CHECK],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=subprocess_env(),
-    )
-    assert result.returncode == 0, result.stderr
+    run_python(CHECK)
