@@ -20,6 +20,7 @@ from fastapi_chassis._chassis import Chassis, get_chassis
 from fastapi_chassis._docs import install_docs
 from fastapi_chassis._error_boundary import install_error_boundary
 from fastapi_chassis._proxy import TrustedProxies
+from fastapi_chassis._routes import defer_chassis_routes
 from fastapi_chassis.auth._install import UserLoader, install_auth
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
 from fastapi_chassis.health import install_health
@@ -104,6 +105,7 @@ def install(
     settings = settings if settings is not None else ChassisSettings()
     chassis = Chassis(settings=settings)
     app.state.chassis = chassis
+    app_routes = list(app.router.routes)
 
     if settings.logging.configure:
         configure_logging(settings)
@@ -133,6 +135,7 @@ def install(
         chassis_outer=len(chassis.outer_middleware),
     )
     _compose_lifespan(app, chassis)
+    defer_chassis_routes(app, app_routes)  # matched after the app's own routes
 
 
 class _MiddlewareList(list[Middleware]):
