@@ -244,3 +244,36 @@ def test_add_middleware_after_build_app_runs_inside_the_chassis_stack() -> None:
     classes = [m.cls for m in app.user_middleware]
     boundary = next(i for i, cls in enumerate(classes) if cls.__name__ == "ErrorBoundaryMiddleware")
     assert boundary < classes.index(Crashy)
+
+
+def test_chassis_routes_keep_answering_next_to_an_app_catch_all() -> None:
+    app = build_app(ChassisSettings())
+
+    @app.get("/{path:path}")
+    async def catch_all(path: str) -> dict[str, str]:
+        return {"caught": path}
+
+    @app.post("/healthz")
+    async def post_health() -> dict[str, str]:
+        return {"caught": "post"}
+
+    with TestClient(app) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.head("/readyz").status_code == 200
+        assert client.get("/_chassis/docs/swagger-ui.css").status_code == 200
+        assert client.post("/healthz").json() == {"caught": "post"}
+        assert client.get("/anything/else").json() == {"caught": "anything/else"}
+
+
+def test_app_routes_answer_before_the_chassis_routes_are_tried() -> None:
+    app = build_app(ChassisSettings())
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    with TestClient(app) as client:
+        assert client.get("/items/3").json() == {"id": 3}
+        assert client.get("/healthz").status_code == 200
+    paths = [getattr(route, "path", "") for route in app.router.routes]
+    assert paths.index("/items/{item_id}") < paths.index("/healthz")

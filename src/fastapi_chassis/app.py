@@ -20,9 +20,11 @@ from fastapi_chassis._chassis import Chassis, get_chassis
 from fastapi_chassis._docs import install_docs
 from fastapi_chassis._error_boundary import install_error_boundary
 from fastapi_chassis._proxy import TrustedProxies
+from fastapi_chassis._routes import defer_chassis_routes
 from fastapi_chassis.auth._install import UserLoader, install_auth
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
 from fastapi_chassis.health import install_health
+from fastapi_chassis.middleware._core import fuse_core_headers
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
 from fastapi_chassis.middleware.body_limit import install_body_limit
 from fastapi_chassis.middleware.request_id import install_request_id
@@ -104,6 +106,7 @@ def install(
     settings = settings if settings is not None else ChassisSettings()
     chassis = Chassis(settings=settings)
     app.state.chassis = chassis
+    app_routes = list(app.router.routes)
 
     if settings.logging.configure:
         configure_logging(settings)
@@ -127,12 +130,14 @@ def install(
     # decorates its 500s (request id, security headers, CORS) and the app's own middleware
     # run inside it.
     install_error_boundary(app, chassis)
+    fuse_core_headers(chassis)  # request id + security headers: one send wrapper when both on
 
     app.user_middleware = _MiddlewareList(
         [*chassis.outer_middleware, *app.user_middleware, *chassis.inner_middleware],
         chassis_outer=len(chassis.outer_middleware),
     )
     _compose_lifespan(app, chassis)
+    defer_chassis_routes(app, app_routes)  # matched after the app's own routes
 
 
 class _MiddlewareList(list[Middleware]):
