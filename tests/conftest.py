@@ -23,6 +23,22 @@ def _redis_answers(url: str) -> bool:
         return False
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (`@pytest.mark.anyio`) run on asyncio."""
+    return "asyncio"
+
+
+class FakeClock:
+    """A monotonic clock a test moves by hand (`clock.now += 60`)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture(scope="session")
 def redis_base_url() -> str:
     """`redis://host:port` of the test server; skips (or fails in CI) when it is not running."""

@@ -38,11 +38,6 @@ from tests.examples._run import run_python
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _app(**health: Any) -> FastAPI:
     return build_app(ChassisSettings(health=HealthSettings(**health)))
 

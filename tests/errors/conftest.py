@@ -33,11 +33,6 @@ class Decorating:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def make_app() -> Callable[..., FastAPI]:
     """`make_app(settings=None, **fastapi_kwargs)`: `build_app` plus the decorating middleware."""
 

@@ -12,11 +12,6 @@ import pytest
 from tests.conftest import ROOT, subprocess_env
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

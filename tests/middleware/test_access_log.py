@@ -30,11 +30,6 @@ JSON = LoggingSettings(json_output=True)
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def logs() -> Iterator[LogCapture]:
     yield from capture_logs()
 

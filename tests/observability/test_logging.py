@@ -34,11 +34,6 @@ JSON = ChassisSettings(logging=LoggingSettings(json_output=True))
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def logs() -> Iterator[LogCapture]:
     yield from capture_logs()
 

@@ -30,11 +30,6 @@ from tests.conftest import subprocess_env
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _settings(**metrics: Any) -> ChassisSettings:
     return ChassisSettings(metrics=MetricsSettings(enabled=True, **metrics))
 

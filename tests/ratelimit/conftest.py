@@ -13,23 +13,9 @@ from pydantic import SecretStr
 
 from fastapi_chassis import ChassisSettings, RateLimitSettings, RedisSettings, build_app
 from fastapi_chassis.ratelimit import rate_limit
+from tests.conftest import FakeClock
 
 REDIS_DB = 2
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

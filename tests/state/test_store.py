@@ -15,6 +15,7 @@ from fastapi_chassis.state import (
     StateUnavailable,
     get_store,
 )
+from tests.conftest import FakeClock
 
 REDIS_DB = 1  # this test area's dedicated database
 
@@ -22,19 +23,6 @@ REDIS_DB = 1  # this test area's dedicated database
 def redis_settings(url: str) -> RedisSettings:
     # Generous timeouts: these tests check atomicity, not latency, on a shared 2-core machine.
     return RedisSettings(url=SecretStr(url), socket_timeout=2.0, connect_timeout=2.0)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
