@@ -85,9 +85,15 @@ def add_filler_routes(app: FastAPI, count: int) -> None:
         app.add_api_route(f"/r{i}/things/{{thing_id}}", filler, methods=["GET"], name=f"r{i}")
 
 
-def add_routes(app: FastAPI, me_dependency: Callable[..., Any]) -> None:
-    """The four benchmarked routes; `me_dependency` returns the verified subject."""
-    subject = Annotated[str, Depends(me_dependency)]
+def add_routes(
+    app: FastAPI, me_dependency: Callable[..., Any], subject_of: Callable[[Any], str] = str
+) -> None:
+    """The four benchmarked routes; `subject_of(me_dependency())` is the verified subject.
+
+    Each app's `/me` is written the way its users would: the tutorial dependency returns the
+    subject string, the chassis hands the handler a `Principal`.
+    """
+    subject = Annotated[Any, Depends(me_dependency)]
 
     @app.get("/items/{item_id}")
     async def get_item(item_id: int) -> Item:
@@ -102,8 +108,8 @@ def add_routes(app: FastAPI, me_dependency: Callable[..., Any]) -> None:
         return Item(id=1, name=body.name, price=body.price, tags=body.tags, in_stock=body.in_stock)
 
     @app.get("/me")
-    async def me(sub: subject) -> Me:
-        return Me(sub=sub)
+    async def me(value: subject) -> Me:
+        return Me(sub=subject_of(value))
 
 
 _bearer = HTTPBearer()

@@ -3,17 +3,17 @@
 Blocks land on their own branches, so every chassis setting is feature-detected: a component
 whose settings fields do not exist is reported as unavailable instead of failing the build,
 and `fingerprint()` lets the runner tell a block that is wired from a setting that changes
-nothing.
-
-No `from __future__ import annotations`: the `/me` wrapper uses a local `Annotated`
-dependency that FastAPI must resolve at definition time.
+nothing. `GET /me` depends on `CurrentPrincipal` directly and answers with its subject, as a
+chassis user would write it.
 """
+
+from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any, cast
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from benchmarks.apps import (
     BODY_LIMIT,
@@ -133,6 +133,16 @@ def chassis_settings_data(enabled: Iterable[str]) -> tuple[dict[str, dict[str, A
     return data, notes
 
 
+def _subject_of(principal: Any) -> str:
+    for attr in ("subject", "sub"):
+        value = getattr(principal, attr, None)
+        if value is not None:
+            return str(value)
+    if isinstance(principal, dict):
+        return str(principal["sub"])
+    return str(principal)
+
+
 def _chassis_subject_dependency() -> Callable[..., Any] | None:
     """The chassis' own authenticated-principal dependency, when the auth block exists."""
     import fastapi_chassis
@@ -143,19 +153,8 @@ def _chassis_subject_dependency() -> Callable[..., Any] | None:
             continue
         metadata = getattr(alias, "__metadata__", ())
         dependency = next((m.dependency for m in metadata if hasattr(m, "dependency")), None)
-        if dependency is None:
-            continue
-
-        async def subject(principal: Annotated[Any, Depends(dependency)]) -> str:
-            for attr in ("subject", "sub"):
-                value = getattr(principal, attr, None)
-                if value is not None:
-                    return str(value)
-            if isinstance(principal, dict):
-                return str(principal["sub"])
-            return str(principal)
-
-        return subject
+        if dependency is not None:
+            return cast(Callable[..., Any], dependency)
     return None
 
 
@@ -167,14 +166,16 @@ def build_chassis(enabled: Iterable[str], fillers: int, auth: str) -> Built:
     app = build_app(settings)
     dependency = _chassis_subject_dependency() if auth == "auto" else None
     mint = make_token
+    subject_of: Callable[[Any], str] = str
     if dependency is None:
         dependency = pyjwt_subject
         notes.append("/me: plain pyjwt dependency (no chassis auth used)")
     else:
+        subject_of = _subject_of
         notes.append("/me: chassis auth")
         mint = _chassis_minter(app)
     add_filler_routes(app, fillers)
-    add_routes(app, dependency)
+    add_routes(app, dependency, subject_of)
     return Built(app, notes, mint)
 
 

@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi_chassis._context import subject_var
 from fastapi_chassis.auth._install import get_token_service
 from fastapi_chassis.auth.dependencies import (
+    get_current_principal,
     get_current_user,
     get_optional_principal,
     get_optional_user,
@@ -93,10 +94,11 @@ def override_user(
     async def fake_user() -> Any:
         return user
 
-    replaced = (get_optional_principal, get_current_user, get_optional_user)
+    replaced = (get_current_principal, get_optional_principal, get_current_user, get_optional_user)
     saved = {
         dep: app.dependency_overrides[dep] for dep in replaced if dep in app.dependency_overrides
     }
+    app.dependency_overrides[get_current_principal] = fake_principal
     app.dependency_overrides[get_optional_principal] = fake_principal
     app.dependency_overrides[get_current_user] = fake_user
     app.dependency_overrides[get_optional_user] = fake_user

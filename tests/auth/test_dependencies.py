@@ -15,6 +15,7 @@ from fastapi_chassis import (
     ChassisSettings,
     CurrentPrincipal,
     CurrentUser,
+    OptionalPrincipal,
     OptionalUser,
     Principal,
     build_app,
@@ -23,6 +24,7 @@ from fastapi_chassis import (
     require_scopes,
 )
 from fastapi_chassis._context import subject_var
+from fastapi_chassis.auth import get_current_principal
 from tests.auth.conftest import auth_settings
 
 
@@ -316,3 +318,55 @@ def test_outer_middleware_sees_the_subject_after_the_app_answers() -> None:
         client.get("/me", headers=bearer(app, "alice"))
         client.get("/maybe")
     assert seen == ["alice", None]
+
+
+def test_principal_dependencies_declare_the_scheme_and_verify_once_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # CurrentPrincipal and OptionalPrincipal resolve the token themselves (one dependency
+    # level each); on one route they still share a single verification.
+    app = make_app()
+
+    @app.get("/both")
+    async def both(p: CurrentPrincipal, maybe: OptionalPrincipal) -> dict[str, Any]:
+        return {"same": p is maybe, "subject": p.subject}
+
+    tokens = get_token_service(app)
+    calls: list[str] = []
+    original = tokens.verify
+
+    async def counting(token: str, **kwargs: Any) -> dict[str, Any]:
+        calls.append(token)
+        return await original(token, **kwargs)
+
+    monkeypatch.setattr(tokens, "verify", counting)
+    with TestClient(app) as client:
+        assert client.get("/both", headers=bearer(app)).json() == {
+            "same": True,
+            "subject": "alice",
+        }
+        assert len(calls) == 1
+        assert client.get("/both").status_code == 401
+        schema = client.get("/openapi.json").json()
+    assert schema["paths"]["/both"]["get"]["security"] == [{"OAuth2": []}]
+
+
+def test_overriding_get_current_principal_reaches_current_user_and_scopes() -> None:
+    app = make_app()
+    app.dependency_overrides[get_current_principal] = lambda: Principal(
+        subject="alice", scopes=frozenset({"notes:write"}), claims={"sub": "alice"}
+    )
+    with TestClient(app) as client:
+        # No token sent: the override answers, and the user loader still runs for real.
+        assert client.post("/notes").json() == {"by": "alice"}
+        assert client.delete("/everything").status_code == 403
+
+
+def test_bearer_credentials_come_from_the_first_authorization_header(
+    app: FastAPI, client: TestClient
+) -> None:
+    good = bearer(app)["Authorization"].encode()
+    headers = [(b"authorization", good), (b"authorization", b"Basic Zm9vOmJhcg==")]
+    request = client.build_request("GET", "/me")
+    request.headers = request.headers.__class__(headers)  # type: ignore[misc]
+    assert client.send(request).json() == {"name": "alice"}

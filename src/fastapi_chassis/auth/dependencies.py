@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Security
 from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from fastapi_chassis._context import subject_var
 from fastapi_chassis._counters import count_auth_failure
@@ -101,13 +102,20 @@ class _BearerScheme(OAuth2PasswordBearer):
         )
 
     async def __call__(self, request: HTTPConnection) -> str | None:
-        header = request.headers.get("authorization")
-        if header is None:
-            return None
-        scheme, _, credentials = header.strip(" ").partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        return credentials.strip(" ")
+        return _credentials(request.scope)
+
+
+def _credentials(scope: Scope) -> str | None:
+    # The first Authorization header, as Starlette's `Headers.get` would pick it.
+    name: bytes
+    value: bytes
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").strip(" ").partition(" ")
+            if scheme.lower() != "bearer":
+                return None
+            return credentials.strip(" ")
+    return None
 
 
 #: The security dependency that extracts bearer credentials (declares the OpenAPI scheme).
@@ -128,17 +136,13 @@ Tokens = Annotated[TokenService, Depends(_tokens)]
 Passwords = Annotated[PasswordHasher, Depends(_passwords)]
 
 
-async def get_optional_principal(
-    request: HTTPConnection, credentials: Annotated[str | None, Depends(bearer_scheme)]
-) -> Principal | None:
-    """The verified principal, or None when no bearer credentials were sent.
-
-    Raises:
-        InvalidToken: credentials were sent but are not a valid, unrevoked access token.
-    """
-    cached = getattr(request.state, _PRINCIPAL, _UNSET)
+async def _principal(request: HTTPConnection) -> Principal | None:
+    """The request's verified principal (None without credentials), verified once per request."""
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    cached = state.get(_PRINCIPAL, _UNSET)
     if cached is not _UNSET:
-        return cached  # type: ignore[return-value]
+        return cached  # type: ignore[no-any-return]
+    credentials = _credentials(request.scope)
     principal = None
     if credentials is not None:
         if not credentials:
@@ -149,20 +153,45 @@ async def get_optional_principal(
             # The details are fixed strings in tokens.py, so the label set stays bounded.
             count_auth_failure((exc.detail or "invalid_token").replace(" ", "_")[:48])
             raise
-        request.state.principal = principal
+        state["principal"] = principal  # `request.state.principal` in handlers
         subject_var.set(principal.subject)
-    setattr(request.state, _PRINCIPAL, principal)
+    state[_PRINCIPAL] = principal
     return principal
 
 
-async def get_current_principal(
-    principal: Annotated[Principal | None, Depends(get_optional_principal)],
-) -> Principal:
-    """The verified principal; 401 without credentials."""
-    if principal is None:
-        count_auth_failure("missing_credentials")
-        raise NotAuthenticated()
-    return principal
+class _PrincipalScheme(_BearerScheme):
+    """Bearer credentials to a verified `Principal` in one dependency level.
+
+    Each FastAPI dependency level costs a full `solve_dependencies` pass per request, so the
+    principal dependencies read the header and verify the token themselves instead of
+    depending on `bearer_scheme`. Being a security scheme, they still declare the bearer
+    requirement in OpenAPI.
+    """
+
+    def __init__(self, *, required: bool) -> None:
+        super().__init__()
+        self.required = required
+
+    async def __call__(self, request: HTTPConnection) -> Principal | None:  # type: ignore[override]
+        principal = await _principal(request)
+        if principal is None and self.required:
+            count_auth_failure("missing_credentials")
+            raise NotAuthenticated()
+        return principal
+
+
+get_optional_principal = _PrincipalScheme(required=False)
+"""Dependency: the verified principal, or None when no bearer credentials were sent.
+
+Raises `InvalidToken` (401) when credentials were sent but are not a valid, unrevoked access
+token. Overriding it in tests changes `OptionalPrincipal` and `OptionalUser`.
+"""
+
+get_current_principal = _PrincipalScheme(required=True)
+"""Dependency: the verified principal; `NotAuthenticated` (401) without credentials.
+
+Overriding it in tests changes `CurrentPrincipal`, `CurrentUser` and `require_scopes()`.
+"""
 
 
 async def _load_user(request: HTTPConnection, principal: Principal) -> Any:
