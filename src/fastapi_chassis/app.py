@@ -24,7 +24,7 @@ from fastapi_chassis._routes import defer_chassis_routes
 from fastapi_chassis.auth._install import UserLoader, install_auth
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
 from fastapi_chassis.health import install_health
-from fastapi_chassis.middleware._core import fuse_core_headers
+from fastapi_chassis.middleware._core import fuse_outer_blocks
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
 from fastapi_chassis.middleware.body_limit import install_body_limit
 from fastapi_chassis.middleware.request_id import install_request_id
@@ -130,7 +130,7 @@ def install(
     # decorates its 500s (request id, security headers, CORS) and the app's own middleware
     # run inside it.
     install_error_boundary(app, chassis)
-    fuse_core_headers(chassis)  # request id + security headers: one send wrapper when both on
+    fuse_outer_blocks(chassis)  # in-flight .. security headers: one layer when adjacent
 
     app.user_middleware = _MiddlewareList(
         [*chassis.outer_middleware, *app.user_middleware, *chassis.inner_middleware],

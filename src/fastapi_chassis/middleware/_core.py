@@ -1,14 +1,23 @@
-"""Request id and security headers as one middleware, one `send` wrapper per request.
+"""The outer chassis blocks as one middleware: one coroutine frame, one `send` wrapper.
 
-`install()` wires `RequestIDMiddleware` and `SecurityHeadersMiddleware` from settings; when both
-are on and only the access log and metrics sit between them (neither answers a request itself
-nor reads these headers), they are replaced by `CoreHeadersMiddleware`, which does the same work
-from the same precomputed pieces with one coroutine frame and one header pass per response
-instead of two. The public classes stay as they are for apps that add them alone.
+`install()` adds the in-flight counter, request id, access log, metrics and security headers as
+separate middleware, in that order. Each pure-ASGI layer costs a coroutine call per request and
+a wrapper call per ASGI message, whatever it does. When they sit next to each other (the
+default), `fuse_outer_blocks()` replaces them with `CoreMiddleware`, which runs the same
+per-request work from the same configured instances, in the same order:
+
+- the in-flight count covers the whole request;
+- the request id is minted (or accepted) and in context before anything is logged;
+- the access line and the metrics see the status the client gets and time the whole response;
+- the security headers and the request id header are added in one pass over the headers.
+
+The public classes stay as they are for apps that add them one by one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from time import perf_counter
 from typing import Any
 
 from starlette.middleware import Middleware
@@ -16,105 +25,238 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_chassis._chassis import Chassis
 from fastapi_chassis._context import request_id_var, subject_var
-from fastapi_chassis.middleware.request_id import RequestIDMiddleware, new_request_id
-from fastapi_chassis.middleware.security_headers import SecurityHeadersMiddleware
+from fastapi_chassis._scope import app_path
+from fastapi_chassis.health import HealthRegistry, InFlightMiddleware
+from fastapi_chassis.middleware.access_log import AccessLogMiddleware, _content_length
+from fastapi_chassis.middleware.request_id import RequestIDMiddleware
+from fastapi_chassis.middleware.security_headers import (
+    Header,
+    SecurityHeadersMiddleware,
+    add_missing,
+)
+from fastapi_chassis.observability.metrics import MetricsMiddleware
 
-__all__ = ["CoreHeadersMiddleware", "fuse_core_headers"]
-
-# Outer chassis middleware that may sit between the two without changing what a client sees:
-# they answer no request themselves and do not read the request id or security headers.
-_TRANSPARENT = ("AccessLogMiddleware", "MetricsMiddleware")
+__all__ = ["CoreMiddleware", "fuse_outer_blocks"]
 
 
-class CoreHeadersMiddleware:
-    """`RequestIDMiddleware` then `SecurityHeadersMiddleware`, fused (same options, same output)."""
+class CoreMiddleware:
+    """In-flight count, request id, access log, metrics and security headers in one layer.
+
+    Takes the options each block's own middleware takes; `access_log`, `metrics` and
+    `registry` are optional. Output and side effects are those of the separate middleware.
+    """
 
     def __init__(
-        self, app: ASGIApp, *, request_id: dict[str, Any], security_headers: dict[str, Any]
+        self,
+        app: ASGIApp,
+        *,
+        request_id: dict[str, Any],
+        security_headers: dict[str, Any],
+        access_log: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        registry: HealthRegistry | None = None,
     ) -> None:
         self.app = app
         self._ids = RequestIDMiddleware(app, **request_id)
         self._security = SecurityHeadersMiddleware(app, **security_headers)
+        self._access = AccessLogMiddleware(app, **access_log) if access_log is not None else None
+        self._metrics = MetricsMiddleware(app, **metrics) if metrics is not None else None
+        self._registry = registry
         self._header = self._ids.header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            # WebSockets get their id; security headers never touch non-HTTP scopes.
+            # WebSockets get their id; the other blocks never touch non-HTTP scopes.
             await self._ids(scope, receive, send)
             return
-        ids = self._ids
-        request_id = (ids._incoming(scope) if ids.trust_incoming else None) or new_request_id()
+        registry = self._registry
+        if registry is not None:
+            registry._request_started()
+        request_id = self._ids._mint(scope)
         state = scope.get("state")
         if state is None:
             scope["state"] = state = {}
         state["request_id"] = request_id
         token = request_id_var.set(request_id)
+        # Scoped here (reset below) so the subject the auth dependencies set cannot leak.
         subject_token = subject_var.set(None)
         try:
-            security = self._security
-            extra = security._headers
-            if security._pages:
-                extra = security._pages.get(security._route_path(scope), extra)
-            hsts = security._hsts
-            if (
-                hsts is not None
-                and not security._force_hsts
-                and security._proxies.scheme(scope) != "https"
-            ):
-                hsts = None
-            names = security._names
-            header = self._header
-            pair = (header, request_id.encode("ascii"))
-
-            async def send_core(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    headers = []
-                    present = set()
-                    for item in message.get("headers", ()):
-                        name = item[0].lower()
-                        present.add(name)
-                        if name != header:
-                            headers.append(item)
-                    if present.isdisjoint(names):
-                        headers.extend(extra)
-                        if hsts is not None:
-                            headers.append(hsts)
-                    else:
-                        for item in extra:
-                            if item[0] not in present:
-                                headers.append(item)
-                        if hsts is not None and b"strict-transport-security" not in present:
-                            headers.append(hsts)
-                    headers.append(pair)
-                    message["headers"] = headers
-                await send(message)
-
-            await self.app(scope, receive, send_core)
+            access, metrics = self._access, self._metrics
+            path = app_path(scope) if access is not None or metrics is not None else ""
+            if access is not None and path in access._skip:
+                access = None
+            if metrics is not None and path in metrics.exclude_paths:
+                metrics = None
+            if access is None and metrics is None:
+                await self.app(scope, receive, self._decorating(scope, request_id, send))
+            else:
+                await self._observed(scope, receive, send, request_id, path, access, metrics)
         finally:
             subject_var.reset(subject_token)
             request_id_var.reset(token)
+            if registry is not None:
+                registry._request_finished()
+
+    def _decorating(self, scope: Scope, request_id: str, send: Send) -> Send:
+        """`send` adding the security headers and the request id to the response start."""
+        extra, hsts = self._security._for_request(scope)
+        names = self._security._names
+        header = self._header
+        pair = (header, request_id.encode("ascii"))
+
+        async def send_decorated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = _decorate(message, header, pair, extra, hsts, names)
+            await send(message)
+
+        return send_decorated
+
+    async def _observed(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        path: str,
+        access: AccessLogMiddleware | None,
+        metrics: MetricsMiddleware | None,
+    ) -> None:
+        """Run the app with the access log and/or metrics watching (see their middleware)."""
+        extra, hsts = self._security._for_request(scope)
+        names = self._security._names
+        header = self._header
+        pair = (header, request_id.encode("ascii"))
+        root_path: str = scope.get("root_path", "")
+        status = 0
+        sent = 0
+        logged = access is None  # nothing to log counts as logged
+        disconnected = False
+        response_headers: Iterable[Header] = ()
+        log_start = access._clock() if access is not None else 0.0
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status, sent, logged, response_headers, disconnected
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = message["status"]
+                message["headers"] = response_headers = _decorate(
+                    message, header, pair, extra, hsts, names
+                )
+            elif kind == "http.response.body":
+                sent += len(message.get("body", b""))
+            try:
+                await send(message)
+            except OSError:
+                # Servers raise OSError from send once the client is gone (ASGI spec 2.4).
+                disconnected = True
+                raise
+            if logged or access is None:
+                return
+            if kind == "http.response.body":
+                if message.get("more_body", False):
+                    return
+            elif kind == "http.response.pathsend":
+                sent = _content_length(response_headers)
+            else:
+                return
+            logged = True
+            access._log(scope, root_path, path, status, sent, log_start, disconnected=False)
+
+        receive_app = receive
+        if access is not None:
+
+            async def receive_watching() -> Message:
+                nonlocal disconnected
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected = True
+                return message
+
+            receive_app = receive_watching
+
+        if metrics is not None:
+            metrics._in_progress.inc()
+        started = perf_counter()
+        try:
+            await self.app(scope, receive_app, send_observed)
+        except BaseException as exc:
+            if not logged and access is not None:
+                logged = True
+                access._log_failure(
+                    exc, scope, root_path, path, status, sent, log_start, disconnected
+                )
+            raise
+        finally:
+            if metrics is not None:
+                metrics._in_progress.dec()
+                metrics._record(scope, root_path, status or 500, perf_counter() - started)
+        if not logged and access is not None:
+            access._log_unfinished(scope, root_path, path, status, sent, log_start, disconnected)
 
 
-def fuse_core_headers(chassis: Chassis) -> None:
-    """Replace the two middleware entries in `chassis.outer_middleware` with one, when safe."""
+def _decorate(
+    message: Message,
+    header: bytes,
+    pair: Header,
+    extra: Iterable[Header],
+    hsts: Header | None,
+    names: frozenset[bytes],
+) -> list[Header]:
+    """The response's headers without any id header of its own, plus ours."""
+    headers = []
+    present = set()
+    for item in message.get("headers", ()):
+        name = item[0].lower()
+        present.add(name)
+        if name != header:
+            headers.append(item)
+    headers = add_missing(headers, extra, hsts, names, present)
+    headers.append(pair)
+    return headers
+
+
+# The classes fused, outermost first; only the request id and security headers are required.
+_ORDER: tuple[type, ...] = (
+    InFlightMiddleware,
+    RequestIDMiddleware,
+    AccessLogMiddleware,
+    MetricsMiddleware,
+    SecurityHeadersMiddleware,
+)
+
+
+def fuse_outer_blocks(chassis: Chassis) -> None:
+    """Replace the adjacent outer blocks in `chassis.outer_middleware` with one `CoreMiddleware`.
+
+    Only a run of entries in `_ORDER`'s order that contains the request id and the security
+    headers is fused; anything else between them (CORS, a user's class) keeps them separate.
+    """
     stack = chassis.outer_middleware
     classes: list[Any] = [entry.cls for entry in stack]
     if RequestIDMiddleware not in classes or SecurityHeadersMiddleware not in classes:
         return
     first = classes.index(RequestIDMiddleware)
-    second = classes.index(SecurityHeadersMiddleware)
-    if second < first or any(
-        getattr(cls, "__name__", "") not in _TRANSPARENT for cls in classes[first + 1 : second]
-    ):
+    if first > 0 and classes[first - 1] is InFlightMiddleware:
+        first -= 1
+    last = classes.index(SecurityHeadersMiddleware)
+    run = classes[first : last + 1]
+    if len(set(run)) != len(run) or run != [cls for cls in _ORDER if cls in run]:
         return
-    ids, security = stack[first], stack[second]
-    fused = CoreHeadersMiddleware(_unused, request_id=ids.kwargs, security_headers=security.kwargs)
+    entries: dict[Any, Middleware] = {entry.cls: entry for entry in stack[first : last + 1]}
+    options: dict[str, Any] = {
+        "request_id": dict(entries[RequestIDMiddleware].kwargs),
+        "security_headers": dict(entries[SecurityHeadersMiddleware].kwargs),
+    }
+    if AccessLogMiddleware in entries:
+        options["access_log"] = dict(entries[AccessLogMiddleware].kwargs)
+    if MetricsMiddleware in entries:
+        options["metrics"] = dict(entries[MetricsMiddleware].kwargs)
+    if InFlightMiddleware in entries:
+        options["registry"] = entries[InFlightMiddleware].kwargs["registry"]
+    fused = CoreMiddleware(_unused, **options)
     if fused._header in fused._security._names:
         return  # the id header is also a security header: keep the two passes in their order
-    stack[first] = Middleware(
-        CoreHeadersMiddleware, request_id=dict(ids.kwargs), security_headers=dict(security.kwargs)
-    )
-    del stack[second]
+    stack[first : last + 1] = [Middleware(CoreMiddleware, **options)]
 
 
 async def _unused(scope: Scope, receive: Receive, send: Send) -> None:

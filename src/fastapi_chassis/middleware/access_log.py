@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.typing import FilteringBoundLogger
 
 from fastapi_chassis._proxy import TrustedProxies
+from fastapi_chassis._scope import app_path
 
 __all__ = ["AccessLogMiddleware"]
 
@@ -65,9 +66,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         root_path: str = scope.get("root_path", "")
-        path: str = scope["path"]
-        if root_path and path.startswith(root_path):
-            path = path[len(root_path) :] or "/"
+        path = app_path(scope)
         if path in self._skip:
             await self.app(scope, receive, send)
             return
@@ -116,18 +115,45 @@ class AccessLogMiddleware:
         except BaseException as exc:
             if not logged:
                 logged = True
-                gone = disconnected or isinstance(
-                    exc, (ClientDisconnect, anyio.get_cancelled_exc_class())
-                )
-                # Not gone: the exception becomes a 500 further out (or the started status).
-                final = (status or CLIENT_CLOSED) if gone else max(status, 500)
-                self._log(scope, root_path, path, final, sent, start, disconnected=gone)
+                self._log_failure(exc, scope, root_path, path, status, sent, start, disconnected)
             raise
         if not logged:
-            # The app returned without finishing the response: the client left mid-way, or
-            # the app broke the protocol (the server answers that with a 500).
-            final = (status or CLIENT_CLOSED) if disconnected else (status or 500)
-            self._log(scope, root_path, path, final, sent, start, disconnected=disconnected)
+            self._log_unfinished(scope, root_path, path, status, sent, start, disconnected)
+
+    def _log_failure(
+        self,
+        exc: BaseException,
+        scope: Scope,
+        root_path: str,
+        path: str,
+        status: int,
+        sent: int,
+        start: float,
+        disconnected: bool,
+    ) -> None:
+        """The line for a request whose app raised before the response was complete."""
+        gone = disconnected or isinstance(exc, (ClientDisconnect, anyio.get_cancelled_exc_class()))
+        # Not gone: the exception becomes a 500 further out (or the started status).
+        final = (status or CLIENT_CLOSED) if gone else max(status, 500)
+        self._log(scope, root_path, path, final, sent, start, disconnected=gone)
+
+    def _log_unfinished(
+        self,
+        scope: Scope,
+        root_path: str,
+        path: str,
+        status: int,
+        sent: int,
+        start: float,
+        disconnected: bool,
+    ) -> None:
+        """The line for an app that returned without finishing the response.
+
+        The client left mid-way, or the app broke the protocol (the server answers that with
+        a 500).
+        """
+        final = (status or CLIENT_CLOSED) if disconnected else (status or 500)
+        self._log(scope, root_path, path, final, sent, start, disconnected=disconnected)
 
     def _log(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +25,8 @@ __all__ = [
     "hsts_value",
     "install_security_headers",
 ]
+
+Header: TypeAlias = tuple[bytes, bytes]
 
 #: Content-Security-Policy for API responses: nothing may load, nothing may frame it.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -75,7 +77,7 @@ def hsts_value(max_age: int, *, include_subdomains: bool = True, preload: bool =
     return value
 
 
-def _encode(name: str, value: str) -> tuple[bytes, bytes]:
+def _encode(name: str, value: str) -> Header:
     if not _TOKEN.fullmatch(name):
         raise ConfigurationError(f"security header name {name!r} is not a valid HTTP token")
     if not _FIELD_VALUE.fullmatch(value):
@@ -160,37 +162,58 @@ class SecurityHeadersMiddleware:
             return path[len(root) :] or "/"
         return path
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def _for_request(self, scope: Scope) -> tuple[tuple[tuple[bytes, bytes], ...], Header | None]:
+        """The headers this request's response gets, and its HSTS header (None: not sent)."""
         extra = self._headers
         if self._pages:
             extra = self._pages.get(self._route_path(scope), extra)
         hsts = self._hsts
         if hsts is not None and not self._force_hsts and self._proxies.scheme(scope) != "https":
             hsts = None
+        return extra, hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra, hsts = self._for_request(scope)
         names = self._names
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                if present.isdisjoint(names):
-                    # The usual case: the handler set none of them, so add them all at once.
-                    headers.extend(extra)
-                    if hsts is not None:
-                        headers.append(hsts)
-                else:
-                    for pair in extra:
-                        if pair[0] not in present:
-                            headers.append(pair)
-                    if hsts is not None and b"strict-transport-security" not in present:
-                        headers.append(hsts)
-                message["headers"] = headers
+                message["headers"] = add_missing(
+                    list(message.get("headers", ())), extra, hsts, names
+                )
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def add_missing(
+    headers: list[Header],
+    extra: Iterable[Header],
+    hsts: Header | None,
+    names: frozenset[bytes],
+    present: set[bytes] | None = None,
+) -> list[Header]:
+    """`headers` plus each of `extra` (and `hsts`) whose name is not in it yet.
+
+    `present` is the set of lower-cased names in `headers`, when the caller has it already.
+    """
+    if present is None:
+        present = {name.lower() for name, _ in headers}
+    if present.isdisjoint(names):
+        # The usual case: the handler set none of them, so add them all at once.
+        headers.extend(extra)
+        if hsts is not None:
+            headers.append(hsts)
+        return headers
+    for pair in extra:
+        if pair[0] not in present:
+            headers.append(pair)
+    if hsts is not None and b"strict-transport-security" not in present:
+        headers.append(hsts)
+    return headers
 
 
 def install_security_headers(chassis: Chassis, docs: DocsPages) -> None:

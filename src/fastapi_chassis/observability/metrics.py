@@ -176,13 +176,16 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            seconds = perf_counter() - started
             in_progress.dec()
-            method = scope["method"]
-            if method not in _KNOWN_METHODS:
-                method = "_OTHER"
-            status_class = status // 100 if 100 <= status < 600 else 0
-            self.metrics.observe(self._template(scope, root_path), method, status_class, seconds)
+            self._record(scope, root_path, status, perf_counter() - started)
+
+    def _record(self, scope: Scope, root_path: str, status: int, seconds: float) -> None:
+        """Count one finished request (`status` 500 when no response started)."""
+        method = scope["method"]
+        if method not in _KNOWN_METHODS:
+            method = "_OTHER"
+        status_class = status // 100 if 100 <= status < 600 else 0
+        self.metrics.observe(self._template(scope, root_path), method, status_class, seconds)
 
     def _template(self, scope: Scope, root_path: str) -> str:
         route = scope.get("route")
