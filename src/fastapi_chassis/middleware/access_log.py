@@ -8,6 +8,7 @@ status 499 when no response had started).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -21,6 +22,7 @@ from structlog.typing import FilteringBoundLogger
 
 from fastapi_chassis._proxy import TrustedProxies
 from fastapi_chassis._scope import app_path
+from fastapi_chassis.observability.logging import DirectLines, direct_lines
 
 __all__ = ["AccessLogMiddleware"]
 
@@ -28,6 +30,18 @@ __all__ = ["AccessLogMiddleware"]
 CLIENT_CLOSED = 499
 _MAX_USER_AGENT = 512
 _MAX_PATH = 1024
+# Every key an access line's own fields can have.
+_FIELDS = (
+    "method",
+    "route",
+    "status",
+    "duration_ms",
+    "bytes",
+    "client",
+    "user_agent",
+    "path",
+    "disconnected",
+)
 
 
 class AccessLogMiddleware:
@@ -60,6 +74,7 @@ class AccessLogMiddleware:
         self._logger_name = logger_name
         self._clock = clock
         self._logger: FilteringBoundLogger | None = None
+        self._direct: DirectLines | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -171,6 +186,7 @@ class AccessLogMiddleware:
         if logger is None:
             # Bound on first use so configure_logging() may run after the app is built.
             logger = self._logger = structlog.get_logger(self._logger_name).bind()
+            self._direct = direct_lines(logger, "request", _FIELDS)
         user_agent = None
         for name, value in scope.get("headers", ()):
             if name == b"user-agent":
@@ -193,10 +209,47 @@ class AccessLogMiddleware:
             fields["path"] = path[:_MAX_PATH]
         if disconnected:
             fields["disconnected"] = True
-        if status >= 500:
+        level = "error" if status >= 500 else "info"
+        direct = self._direct
+        if direct is not None:
+            tail = direct.tail(level)
+            if tail == "":
+                return  # level filtered out
+            head = _line_head(fields) if tail is not None else None
+            if head is not None and tail is not None:
+                direct.write(head + tail)
+                return
+        if level == "error":
             logger.error("request", **fields)
         else:
             logger.info("request", **fields)
+
+
+def _line_head(fields: dict[str, Any]) -> str | None:
+    """The JSON text of an access line's own fields: "{" and them, in order, no closing "}".
+
+    Each value is rendered as the chain's JSON encoder renders it: text, None, True, whole
+    numbers and finite floats (what `_log` puts there). None for anything else.
+    """
+    escape = DirectLines.escape
+    parts = ["{"]
+    for key, value in fields.items():
+        if parts[-1] != "{":
+            parts.append(",")
+        if value is None:
+            text = "null"
+        elif value is True:
+            text = "true"
+        elif type(value) is str:
+            text = escape(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            text = int.__repr__(value)  # as json.dumps writes ints (IntEnum statuses too)
+        elif isinstance(value, float) and math.isfinite(value):
+            text = float.__repr__(value)
+        else:
+            return None
+        parts.append(f'"{key}":{text}')
+    return "".join(parts)
 
 
 def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int:

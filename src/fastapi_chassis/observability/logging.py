@@ -23,7 +23,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, Annotated, Any, cast
 
 import structlog
@@ -63,28 +63,40 @@ class _Enrich:
         name = getattr(logger, "name", None)
         if name is not None:
             event_dict.setdefault("logger", name)
-        now = time.time()
-        second = int(now)
-        cached = self._second
-        if cached[0] != second:
-            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-            self._second = cached
-        event_dict["timestamp"] = f"{cached[1]}.{int((now - second) * 1000):03d}Z"
-
+        event_dict["timestamp"] = self.timestamp()
         request_id = request_id_var.get()
         if request_id is not None:
             event_dict.setdefault("request_id", request_id)
         subject = subject_var.get()
         if subject is not None:
             event_dict.setdefault("subject", subject)
-        # OpenTelemetry is optional: a process that never imported it has no spans to report.
-        otel = sys.modules.get("opentelemetry.trace")
-        if otel is not None:
-            context = otel.get_current_span().get_span_context()
-            if context.is_valid:
-                event_dict.setdefault("trace_id", f"{context.trace_id:032x}")
-                event_dict.setdefault("span_id", f"{context.span_id:016x}")
+        trace = _trace_ids()
+        if trace is not None:
+            event_dict.setdefault("trace_id", trace[0])
+            event_dict.setdefault("span_id", trace[1])
         return event_dict
+
+    def timestamp(self) -> str:
+        """Now, as ISO 8601 UTC with milliseconds (`2026-01-31T12:00:00.123Z`)."""
+        now = time.time()
+        second = int(now)
+        cached = self._second
+        if cached[0] != second:
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._second = cached
+        return f"{cached[1]}.{int((now - second) * 1000):03d}Z"
+
+
+def _trace_ids() -> tuple[str, str] | None:
+    """The current span's trace and span ids in hex, or None outside a valid span."""
+    # OpenTelemetry is optional: a process that never imported it has no spans to report.
+    otel = sys.modules.get("opentelemetry.trace")
+    if otel is None:
+        return None
+    context = otel.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
 
 
 def _compact_encoder() -> Callable[[Any], str]:
@@ -210,6 +222,126 @@ class _SinkHandler(logging.Handler):
 
 _SINK = _Sink()
 
+
+class _Chain:
+    """The JSON processor chain `configure_logging()` installed, for `direct_writer()`."""
+
+    __slots__ = ("enrich", "level", "processors", "redactor", "renderer", "wrapper_class")
+
+    def __init__(
+        self,
+        processors: list[Processor],
+        wrapper_class: type[Any],
+        level: int,
+        enrich: _Enrich,
+        redactor: Redactor,
+        renderer: _JSONRenderer,
+    ) -> None:
+        self.processors = processors
+        self.wrapper_class = wrapper_class
+        self.level = level
+        self.enrich = enrich
+        self.redactor = redactor
+        self.renderer = renderer
+
+
+_installed: _Chain | None = None
+_LEVELS = {"info": logging.INFO, "error": logging.ERROR}
+
+#: Keys `_Enrich` may add after a line's own fields, in the order it adds them.
+_ENRICHED_KEYS = (
+    *("event", "level", "logger", "timestamp"),
+    *("request_id", "subject", "trace_id", "span_id"),
+)
+_escape: Callable[[str], str] = json.encoder.encode_basestring_ascii  # what the encoder uses
+
+
+class DirectLines:
+    """Pre-shaped JSON lines for one logger of the installed chain, one event name.
+
+    A caller that knows its line's fields (the access log) writes the opening part itself with
+    `escape()` and asks `tail()` for the rest: the event, level, logger, timestamp and the
+    request's context, in the order the processor chain adds them. The line is byte for byte
+    what `logger.info(event, **fields)` writes, without structlog's per-call machinery, the
+    dictionary, or the generic encoder. Built by `direct_lines()` only when that holds.
+    """
+
+    __slots__ = ("_enrich", "_heads", "_wrapped")
+
+    escape = staticmethod(_escape)
+
+    def __init__(self, chain: _Chain, wrapped: _SinkLogger, event: str) -> None:
+        self._enrich = chain.enrich
+        self._wrapped = wrapped
+        logger = "" if wrapped.name is None else f',"logger":{_escape(wrapped.name)}'
+        #: method name -> the part from the event to the timestamp's opening quote.
+        self._heads = {
+            method: f',"event":{_escape(event)},"level":{_escape(level_name)}{logger},"timestamp":"'
+            for method, level in _LEVELS.items()
+            if level >= chain.level
+            for level_name in [_LEVEL_NAMES.get(method, method)]
+        }
+
+    def tail(self, method_name: str) -> str | None:
+        """The line's end for a `method_name` ("info", "error") call, after its own fields.
+
+        Empty when the level is filtered out; None when the request's context cannot be
+        rendered here (values bound with `structlog.contextvars`, non-text ids): log through
+        the logger instead.
+        """
+        head = self._heads.get(method_name)
+        if head is None:
+            return ""
+        if _structlog_contextvars_bound(self._wrapped, method_name):
+            return None
+        parts = [head, self._enrich.timestamp(), '"']
+        for key, var in (("request_id", request_id_var), ("subject", subject_var)):
+            value = var.get()
+            if value is not None:
+                if type(value) is not str:
+                    return None
+                parts.append(f',"{key}":{_escape(value)}')
+        trace = _trace_ids()
+        if trace is not None:
+            parts.append(f',"trace_id":"{trace[0]}","span_id":"{trace[1]}"')
+        parts.append("}")
+        return "".join(parts)
+
+    def write(self, line: str) -> None:
+        """Write a finished line to the sink."""
+        self._wrapped.msg(line)
+
+
+def _structlog_contextvars_bound(wrapped: WrappedLogger, method_name: str) -> bool:
+    """Whether `structlog.contextvars` holds values that `merge_contextvars` would add."""
+    # structlog registers every context variable it creates here; none created means none
+    # bound, without walking the whole context as `merge_contextvars` does.
+    created = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
+    if isinstance(created, dict) and not created:
+        return False
+    return bool(structlog.contextvars.merge_contextvars(wrapped, method_name, {}))
+
+
+def direct_lines(logger: Any, event: str, keys: Iterable[str]) -> DirectLines | None:
+    """`DirectLines` for `logger`, when its lines come from the chassis JSON chain unchanged.
+
+    That is: bound from the processors, level filter and sink `configure_logging()` installed,
+    with an empty bound context, and no key a line can carry (`keys`, plus what the chain
+    adds) redacted. Otherwise None: log through `logger` as usual.
+    """
+    chain = _installed
+    if (
+        chain is None
+        or getattr(logger, "_processors", None) is not chain.processors
+        or type(logger) is not chain.wrapper_class
+        or getattr(logger, "_context", None)
+        or not isinstance(getattr(logger, "_logger", None), _SinkLogger)
+        or any(chain.redactor.is_sensitive(key) for key in (*keys, *_ENRICHED_KEYS))
+    ):
+        return None
+    return DirectLines(chain, logger._logger, event)
+
+
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error")
 
 
@@ -236,16 +368,22 @@ def configure_logging(settings: ChassisSettings, *, stream: IO[str] | None = Non
     level = logging.getLevelName(config.level)
     _SINK.stream = stream
 
-    tail: list[Processor] = [
-        _Enrich(),
-        Redactor(config.redact_keys),
-        _renderer(settings.json_logs, stream),
-    ]
+    enrich, redactor = _Enrich(), Redactor(config.redact_keys)
+    renderer = _renderer(settings.json_logs, stream)
+    tail: list[Processor] = [enrich, redactor, renderer]
+    processors: list[Processor] = [structlog.contextvars.merge_contextvars, *tail]
+    wrapper_class = structlog.make_filtering_bound_logger(level)
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, *tail],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
+        processors=processors,
+        wrapper_class=wrapper_class,
         logger_factory=_SinkLoggerFactory(_SINK),
         cache_logger_on_first_use=True,
+    )
+    global _installed
+    _installed = (
+        _Chain(processors, wrapper_class, level, enrich, redactor, renderer)
+        if isinstance(renderer, _JSONRenderer)
+        else None
     )
 
     handler = _SinkHandler(_SINK)
