@@ -12,8 +12,6 @@ from typing import Annotated, Any, SupportsIndex, cast
 
 from fastapi import Depends, FastAPI
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import HTTPConnection
 
 from fastapi_chassis._chassis import Chassis, get_chassis
@@ -25,6 +23,7 @@ from fastapi_chassis.auth._install import UserLoader, install_auth
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
 from fastapi_chassis.health import install_health
 from fastapi_chassis.middleware._core import fuse_outer_blocks
+from fastapi_chassis.middleware._guards import ProblemCORSMiddleware, ProblemTrustedHostMiddleware
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
 from fastapi_chassis.middleware.body_limit import install_body_limit
 from fastapi_chassis.middleware.request_id import install_request_id
@@ -186,7 +185,7 @@ def _install_cors(chassis: Chassis) -> None:
         expose.append(request_id_header)
     chassis.outer_middleware.append(
         Middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=cors.allow_origins,
             allow_origin_regex=cors.allow_origin_regex,
             allow_methods=cors.allow_methods,
@@ -201,7 +200,9 @@ def _install_cors(chassis: Chassis) -> None:
 def _install_trusted_hosts(chassis: Chassis) -> None:
     hosts = chassis.settings.trusted_hosts.allowed_hosts
     if hosts:
-        chassis.outer_middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=hosts))
+        chassis.outer_middleware.append(
+            Middleware(ProblemTrustedHostMiddleware, allowed_hosts=hosts)
+        )
 
 
 def _compose_lifespan(app: FastAPI, chassis: Chassis) -> None:

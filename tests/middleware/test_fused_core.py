@@ -16,13 +16,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from prometheus_client import CollectorRegistry, generate_latest
-from starlette.middleware.cors import CORSMiddleware
 
 from fastapi_chassis import ChassisSettings, build_app
 from fastapi_chassis import app as app_module
 from fastapi_chassis.errors import NotFound
 from fastapi_chassis.health import InFlightMiddleware
 from fastapi_chassis.middleware._core import CoreMiddleware
+from fastapi_chassis.middleware._guards import ProblemCORSMiddleware
 from fastapi_chassis.observability.metrics import install_metrics
 from tests._logs import LogCapture, capture_logs
 from tests.middleware.asgi import Result, request
@@ -209,7 +209,7 @@ async def test_cors_between_the_blocks_keeps_them_separate(
     classes = [entry.cls for entry in app.user_middleware]
     # CORS sits after the security headers, so the run before it is still fused.
     assert CoreMiddleware in classes
-    assert CORSMiddleware in classes
+    assert ProblemCORSMiddleware in classes
     result = await request(app, "/items/1", headers=[(b"origin", b"https://app.example")])
     assert result.header("access-control-allow-origin") == "https://app.example"
     assert result.header("access-control-expose-headers") is not None

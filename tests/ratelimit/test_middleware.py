@@ -220,7 +220,7 @@ def test_middleware_sits_after_trusted_hosts_and_is_absent_when_disabled() -> No
         )
     )
     names = [m.cls.__name__ for m in enabled.user_middleware]  # type: ignore[attr-defined]
-    assert names.index("TrustedHostMiddleware") < names.index("RateLimitMiddleware")
+    assert names.index("ProblemTrustedHostMiddleware") < names.index("RateLimitMiddleware")
     disabled = build_app(ChassisSettings())
     assert "RateLimitMiddleware" not in [
         m.cls.__name__  # type: ignore[attr-defined]
