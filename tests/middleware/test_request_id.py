@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -328,3 +329,38 @@ def test_disabled_request_id_adds_no_middleware() -> None:
     assert all(m.cls is not RequestIDMiddleware for m in app.user_middleware)
     with TestClient(app) as client:
         assert "x-request-id" not in client.get("/openapi.json").headers
+
+
+def test_ids_stay_unique_and_valid_across_pool_refills_and_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def mint(_: int) -> list[str]:
+        return [new_request_id() for _ in range(1000)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        ids = [i for batch in pool.map(mint, range(8)) for i in batch]
+    assert len(set(ids)) == len(ids) == 8000
+    for request_id in ids[::97]:
+        parsed = uuid.UUID(request_id)
+        assert parsed.version == 7
+        assert parsed.variant == uuid.RFC_4122
+        assert str(parsed) == request_id
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_worker_does_not_reuse_the_parents_random_parts() -> None:
+    new_request_id()  # the parent's pool now holds unused random parts
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read)
+        os.write(write, "\n".join(new_request_id() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read().split("\n")
+    os.waitpid(pid, 0)
+    parent = [new_request_id() for _ in range(50)]
+    tails = {request_id[14:] for request_id in parent}
+    assert len(child) == 50
+    assert not tails & {request_id[14:] for request_id in child}

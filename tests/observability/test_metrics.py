@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
@@ -299,6 +300,14 @@ def test_multiprocess_mode_aggregates_every_worker_in_one_scrape(tmp_path: Path)
         if s.name == "http_request_duration_seconds_count"
     ]
     assert counts == [7.0]
+    in_progress = [
+        s.value
+        for family in text_string_to_metric_families(scrape)
+        for s in family.samples
+        if s.name == "http_requests_inprogress"
+    ]
+    # Live workers' counts are summed from their files; every request here has finished.
+    assert in_progress == [0.0]
 
 
 def test_reporting_functions_do_nothing_and_import_nothing_while_metrics_are_off() -> None:
@@ -357,3 +366,35 @@ def test_no_route_is_matched_twice_per_request_with_metrics_and_tracing_on() -> 
             assert client.get(f"/metrics-test/counted/{n}").status_code == 200
     # Only the router matched it: neither metrics nor tracing scan the routes again.
     assert matched == ["/metrics-test/counted/{n}"] * 3
+
+
+@pytest.mark.anyio
+async def test_the_in_progress_gauge_counts_requests_being_served() -> None:
+    app = _app(_settings())
+    seen: list[float | None] = []
+    release = anyio.Event()
+    entered = anyio.Event()
+
+    @app.get("/metrics-test/slow")
+    async def slow() -> dict[str, bool]:
+        entered.set()
+        await release.wait()
+        return {"ok": True}
+
+    @app.get("/metrics-test/crash-in-progress")
+    async def crash() -> None:
+        seen.append(REGISTRY.get_sample_value("http_requests_inprogress"))
+        raise RuntimeError("boom")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with anyio.create_task_group() as group:
+            for _ in range(3):
+                group.start_soon(client.get, "/metrics-test/slow")
+            await entered.wait()
+            await anyio.sleep(0.05)
+            seen.append(REGISTRY.get_sample_value("http_requests_inprogress"))
+            release.set()
+        assert (await client.get("/metrics-test/crash-in-progress")).status_code == 500
+        seen.append(REGISTRY.get_sample_value("http_requests_inprogress"))
+    assert seen == [3.0, 1.0, 0.0]

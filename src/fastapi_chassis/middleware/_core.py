@@ -175,7 +175,7 @@ class CoreMiddleware:
             receive_app = receive_watching
 
         if metrics is not None:
-            metrics._in_progress.inc()
+            metrics.metrics.started()
         started = perf_counter()
         try:
             await self.app(scope, receive_app, send_observed)
@@ -188,7 +188,7 @@ class CoreMiddleware:
             raise
         finally:
             if metrics is not None:
-                metrics._in_progress.dec()
+                metrics.metrics.finished()
                 metrics._record(scope, root_path, status or 500, perf_counter() - started)
         if not logged and access is not None:
             access._log_unfinished(scope, root_path, path, status, sent, log_start, disconnected)

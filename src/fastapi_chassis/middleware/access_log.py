@@ -8,7 +8,6 @@ status 499 when no response had started).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -196,60 +195,49 @@ class AccessLogMiddleware:
                     user_agent = user_agent.encode("unicode_escape").decode("ascii")
                 break
         route = _route_template(scope, root_path)
+        client = self._proxies.client_ip(scope)
+        method = scope.get("method")
+        level = "error" if status >= 500 else "info"
+        direct = self._direct
+        if direct is not None and type(status) is int and type(method) is str:
+            tail = direct.tail(level)
+            if tail == "":
+                return  # below the configured level
+            if tail is not None:
+                # The line the chain would write for `fields` below, in the same key order.
+                escape = direct.escape
+                line = (
+                    f'{{"method":{escape(method)},"route":{_json_text(route)},'
+                    f'"status":{status},"duration_ms":{duration_ms!r},"bytes":{sent},'
+                    f'"client":{_json_text(client)},"user_agent":{_json_text(user_agent)}'
+                )
+                if route is None:
+                    line += f',"path":{escape(path[:_MAX_PATH])}'
+                if disconnected:
+                    line += ',"disconnected":true'
+                direct.write(line + tail)
+                return
         fields: dict[str, Any] = {
-            "method": scope.get("method"),
+            "method": method,
             "route": route,
             "status": status,
             "duration_ms": duration_ms,
             "bytes": sent,
-            "client": self._proxies.client_ip(scope),
+            "client": client,
             "user_agent": user_agent,
         }
         if route is None:
             fields["path"] = path[:_MAX_PATH]
         if disconnected:
             fields["disconnected"] = True
-        level = "error" if status >= 500 else "info"
-        direct = self._direct
-        if direct is not None:
-            tail = direct.tail(level)
-            if tail == "":
-                return  # level filtered out
-            head = _line_head(fields) if tail is not None else None
-            if head is not None and tail is not None:
-                direct.write(head + tail)
-                return
         if level == "error":
             logger.error("request", **fields)
         else:
             logger.info("request", **fields)
 
 
-def _line_head(fields: dict[str, Any]) -> str | None:
-    """The JSON text of an access line's own fields: "{" and them, in order, no closing "}".
-
-    Each value is rendered as the chain's JSON encoder renders it: text, None, True, whole
-    numbers and finite floats (what `_log` puts there). None for anything else.
-    """
-    escape = DirectLines.escape
-    parts = ["{"]
-    for key, value in fields.items():
-        if parts[-1] != "{":
-            parts.append(",")
-        if value is None:
-            text = "null"
-        elif value is True:
-            text = "true"
-        elif type(value) is str:
-            text = escape(value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            text = int.__repr__(value)  # as json.dumps writes ints (IntEnum statuses too)
-        elif isinstance(value, float) and math.isfinite(value):
-            text = float.__repr__(value)
-        else:
-            return None
-        parts.append(f'"{key}":{text}')
-    return "".join(parts)
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else DirectLines.escape(value)
 
 
 def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from typing import Annotated, Any
 
@@ -31,34 +30,43 @@ __all__ = [
 ]
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_VERSION_7 = 0x7 << 76
-_VARIANT = 0b10 << 62
-_RAND_B = (1 << 62) - 1
 
 
-_RANDOM_BYTES = 10  # 74 random bits are used of each 80
 _POOL_IDS = 256
-_pool = threading.local()
+# UUIDv7 bytes 6 and 8 (the first and third random byte): version 7 and variant 0b10 bits.
+_VERSION = bytes(0x70 | (b & 0x0F) for b in range(256))
+_VARIANT = bytes(0x80 | (b & 0x3F) for b in range(256))
+_suffixes: list[str] = []
+# A forked worker (gunicorn --preload) must not reuse the parent's unused random parts.
+os.register_at_fork(after_in_child=_suffixes.clear)
+
+
+def _refill() -> None:
+    # 256 ids' random parts from one urandom call, version and variant bits set in bulk.
+    data = bytearray(os.urandom(10 * _POOL_IDS))
+    data[0::10] = data[0::10].translate(_VERSION)
+    data[2::10] = data[2::10].translate(_VARIANT)
+    text = data.hex()
+    _suffixes.extend(
+        f"-{text[i : i + 4]}-{text[i + 4 : i + 8]}-{text[i + 8 : i + 20]}"
+        for i in range(0, len(text), 20)
+    )
 
 
 def new_request_id() -> str:
     """A fresh UUIDv7 (RFC 9562) string: 48 bits of Unix milliseconds, then 74 random bits.
 
     Ids minted later sort after earlier ones (to the millisecond); the random part comes from
-    the operating system's CSPRNG, so ids cannot be guessed from one another. Random bytes
-    are read from the OS 256 ids at a time, per thread (one system call per 256 ids).
+    the operating system's CSPRNG, so ids cannot be guessed from one another. Random parts are
+    drawn from the OS 256 ids at a time (one system call per 256 ids); each is used once.
     """
-    pool = _pool
-    offset: int = getattr(pool, "offset", _RANDOM_BYTES * _POOL_IDS)
-    if offset >= _RANDOM_BYTES * _POOL_IDS:
-        pool.data = os.urandom(_RANDOM_BYTES * _POOL_IDS)
-        offset = 0
-    pool.offset = offset + _RANDOM_BYTES
-    rand = int.from_bytes(pool.data[offset : offset + _RANDOM_BYTES], "big")
-    millis = time.time_ns() // 1_000_000
-    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | _VERSION_7 | (rand >> 68) << 64 | _VARIANT
-    text = (value | rand & _RAND_B).to_bytes(16, "big").hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    try:
+        suffix = _suffixes.pop()  # atomic: threads never share a suffix
+    except IndexError:
+        _refill()
+        return new_request_id()
+    millis = f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}"
+    return f"{millis[:8]}-{millis[8:]}{suffix}"
 
 
 class RequestIDMiddleware:

@@ -103,6 +103,29 @@ class RequestMetrics:
         )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._children: dict[tuple[int, str], Any] = {}
+        #: Requests being served, when the gauge reads it at scrape time (single process).
+        self.active = 0
+        from prometheus_client import values
+
+        # In one process the gauge reads a plain counter when scraped, instead of two locked
+        # updates per request; multiprocess mode needs the updates in its shared files.
+        self._counting = values.ValueClass is values.MutexValue
+        if self._counting:
+            self.in_progress.set_function(lambda: self.active)
+
+    def started(self) -> None:
+        """One more request in progress."""
+        if self._counting:
+            self.active += 1
+        else:
+            self.in_progress.inc()
+
+    def finished(self) -> None:
+        """One request fewer in progress."""
+        if self._counting:
+            self.active -= 1
+        else:
+            self.in_progress.dec()
 
     def observe(self, template: str, method: str, status_class: int, seconds: float) -> None:
         """Count one request and record its duration."""
@@ -153,7 +176,6 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.exclude_paths = frozenset(exclude_paths)
-        self._in_progress = metrics.in_progress
         # Plain Starlette routes on older Starlette leave only the endpoint in the scope.
         self._endpoint_templates: dict[int, str] = {}
 
@@ -170,13 +192,13 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        in_progress = self._in_progress
-        in_progress.inc()
+        metrics = self.metrics
+        metrics.started()
         started = perf_counter()
         try:
             await self.app(scope, receive, send_status)
         finally:
-            in_progress.dec()
+            metrics.finished()
             self._record(scope, root_path, status, perf_counter() - started)
 
     def _record(self, scope: Scope, root_path: str, status: int, seconds: float) -> None:
