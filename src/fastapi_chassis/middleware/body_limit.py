@@ -199,11 +199,15 @@ class BodyLimitMiddleware:
                 return
             if message["type"] == "http.response.start":
                 started = True
-                limit = self._limit(scope)
-                if exceeded or (limit is not None and declared is not None and declared > limit):
-                    replaced = True
-                    await self._send_413(send, limit)
-                    return
+                # Bodyless requests (no declared length, nothing exceeded) skip the lookup.
+                if exceeded or declared is not None:
+                    limit = self._limit(scope)
+                    if exceeded or (
+                        limit is not None and declared is not None and declared > limit
+                    ):
+                        replaced = True
+                        await self._send_413(send, limit)
+                        return
             await send(message)
 
         try:
