@@ -102,3 +102,19 @@ def test_report_renders_every_section_from_round_results() -> None:
     assert "| rate limit: memory limiter | 4,000 | 250.0 |" in text
     assert "| 5 | 0.400 | 0.100 | 4.0× |" in text
     assert isinstance(variants[0], Variant)
+
+
+@pytest.mark.parametrize("route", ["GET /items/{id}", "GET /me"])
+def test_instruction_count_child_runs_its_requests_without_valgrind(route: str) -> None:
+    # The part that runs under valgrind; valgrind itself is left to `python -m
+    # benchmarks.instructions` (about a minute per variant).
+    cmd = [sys.executable, "-m", "benchmarks.instructions", "--child", "chassis", route]
+    proc = subprocess.run(
+        [*cmd, "--requests", "20"],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
