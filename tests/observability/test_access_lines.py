@@ -62,6 +62,16 @@ def _two_ways(scope: dict[str, Any], status: int, sent: int, disconnected: bool)
 
 text = st.text(max_size=40)
 optional_text = st.none() | text
+plain = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text
+bound_values = st.recursive(
+    plain | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+    max_leaves=8,
+)
+# Names a service might bind: ordinary, sensitive ("token", "password"), or a line's own key.
+bound_names = st.sampled_from(
+    ["tenant", "job", "api_token", "password", "route", "level", "user agent", "ünï"]
+) | st.text(alphabet="abcdefghij_", min_size=1, max_size=8)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -76,6 +86,7 @@ optional_text = st.none() | text
     disconnected=st.booleans(),
     request_id=optional_text,
     subject=optional_text,
+    bound=st.dictionaries(bound_names, bound_values, max_size=4),
 )
 def test_direct_lines_are_byte_for_byte_the_chain_lines(
     method: str,
@@ -88,6 +99,7 @@ def test_direct_lines_are_byte_for_byte_the_chain_lines(
     disconnected: bool,
     request_id: str | None,
     subject: str | None,
+    bound: dict[str, Any],
 ) -> None:
     scope: dict[str, Any] = {
         "type": "http",
@@ -101,9 +113,11 @@ def test_direct_lines_are_byte_for_byte_the_chain_lines(
         scope["route"] = _Route(route)
     ids = request_id_var.set(request_id)
     who = subject_var.set(subject)
+    structlog.contextvars.bind_contextvars(**bound)
     try:
         direct, chain = _two_ways(scope, status, sent, disconnected)
     finally:
+        structlog.contextvars.clear_contextvars()
         subject_var.reset(who)
         request_id_var.reset(ids)
     assert direct == chain
@@ -170,3 +184,32 @@ async def test_the_level_filter_applies_to_access_lines() -> None:
     stream = _configure(level="ERROR")
     await _call(AccessLogMiddleware(_app))
     assert stream.getvalue() == ""
+
+
+class _NoChain:
+    """A stand-in logger that fails the test if the access log falls back to the chain."""
+
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the access line went through the processor chain")
+
+    error = info
+
+
+@pytest.mark.anyio
+async def test_bound_contextvars_are_rendered_on_the_direct_path() -> None:
+    stream = _configure()
+    middleware = AccessLogMiddleware(_app)
+    await _call(middleware)  # binds the logger and its direct writer
+    middleware._logger = _NoChain()  # type: ignore[assignment]
+    structlog.contextvars.bind_contextvars(tenant="acme", api_token="s3cret", n=[1, {"a": b"x"}])
+    try:
+        await _call(middleware)
+    finally:
+        structlog.contextvars.clear_contextvars()
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert line["tenant"] == "acme"
+    assert line["api_token"] == "[redacted]"
+    assert line["n"] == [1, {"a": "x"}]
+    keys = list(line)
+    # The chain merges bound values right after the event, before level and timestamp.
+    assert keys.index("event") < keys.index("tenant") < keys.index("level")

@@ -23,7 +23,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import IO, Annotated, Any, cast
 
 import structlog
@@ -260,23 +260,31 @@ class DirectLines:
     """Pre-shaped JSON lines for one logger of the installed chain, one event name.
 
     A caller that knows its line's fields (the access log) writes the opening part itself with
-    `escape()` and asks `tail()` for the rest: the event, level, logger, timestamp and the
-    request's context, in the order the processor chain adds them. The line is byte for byte
-    what `logger.info(event, **fields)` writes, without structlog's per-call machinery, the
-    dictionary, or the generic encoder. Built by `direct_lines()` only when that holds.
+    `escape()` and asks `tail()` for the rest: the event, values bound with
+    `structlog.contextvars`, level, logger, timestamp and the request's context, in the order
+    and with the redaction the processor chain applies. The line is byte for byte what
+    `logger.info(event, **fields)` writes, without structlog's per-call machinery or the event
+    dictionary. Built by `direct_lines()` only when that holds.
     """
 
-    __slots__ = ("_enrich", "_heads", "_wrapped")
+    __slots__ = ("_encode", "_enrich", "_event", "_levels", "_redactor", "_reserved", "_wrapped")
 
     escape = staticmethod(_escape)
 
-    def __init__(self, chain: _Chain, wrapped: _SinkLogger, event: str) -> None:
+    def __init__(
+        self, chain: _Chain, wrapped: _SinkLogger, event: str, keys: Iterable[str]
+    ) -> None:
         self._enrich = chain.enrich
+        self._redactor = chain.redactor
+        self._encode = chain.renderer._encode
         self._wrapped = wrapped
+        self._event = f',"event":{_escape(event)}'
+        # A bound value under one of these names is not simply appended by the chain.
+        self._reserved = frozenset((*keys, *_ENRICHED_KEYS))
         logger = "" if wrapped.name is None else f',"logger":{_escape(wrapped.name)}'
-        #: method name -> the part from the event to the timestamp's opening quote.
-        self._heads = {
-            method: f',"event":{_escape(event)},"level":{_escape(level_name)}{logger},"timestamp":"'
+        #: method name -> the part from the level to the timestamp's opening quote.
+        self._levels = {
+            method: f',"level":{_escape(level_name)}{logger},"timestamp":"'
             for method, level in _LEVELS.items()
             if level >= chain.level
             for level_name in [_LEVEL_NAMES.get(method, method)]
@@ -285,16 +293,18 @@ class DirectLines:
     def tail(self, method_name: str) -> str | None:
         """The line's end for a `method_name` ("info", "error") call, after its own fields.
 
-        Empty when the level is filtered out; None when the request's context cannot be
-        rendered here (values bound with `structlog.contextvars`, non-text ids): log through
-        the logger instead.
+        Empty when the level is filtered out; None when the context cannot be rendered here
+        (a bound value named like a field, non-text ids): log through the logger instead.
         """
-        head = self._heads.get(method_name)
-        if head is None:
+        level = self._levels.get(method_name)
+        if level is None:
             return ""
-        if _structlog_contextvars_bound(self._wrapped, method_name):
-            return None
-        parts = [head, self._enrich.timestamp(), '"']
+        parts = [self._event]
+        if _structlog_contextvars_created():
+            bound = structlog.contextvars.merge_contextvars(self._wrapped, method_name, {})
+            if bound and not self._bound_parts(bound, parts):
+                return None
+        parts += (level, self._enrich.timestamp(), '"')
         for key, var in (("request_id", request_id_var), ("subject", subject_var)):
             value = var.get()
             if value is not None:
@@ -307,26 +317,42 @@ class DirectLines:
         parts.append("}")
         return "".join(parts)
 
+    def _bound_parts(self, bound: MutableMapping[str, Any], parts: list[str]) -> bool:
+        """Append `bound` (structlog contextvars) as the chain renders them; False: cannot."""
+        if not bound.keys().isdisjoint(self._reserved):
+            return False
+        redactor = self._redactor
+        for key, value in bound.items():
+            if type(key) is not str:
+                return False
+            if redactor.is_sensitive(key):
+                value = REDACTED
+            elif type(value) not in _PLAIN_VALUES:
+                value = redactor._scrub(value, 0)
+            parts.append(f",{_escape(key)}:{self._encode(value)}")
+        return True
+
     def write(self, line: str) -> None:
         """Write a finished line to the sink."""
         self._wrapped.msg(line)
 
 
-def _structlog_contextvars_bound(wrapped: WrappedLogger, method_name: str) -> bool:
-    """Whether `structlog.contextvars` holds values that `merge_contextvars` would add."""
+_PLAIN_VALUES = frozenset((str, int, float, bool, type(None)))
+
+
+def _structlog_contextvars_created() -> bool:
+    """Whether `structlog.contextvars` may hold values (it ever created a variable)."""
     # structlog registers every context variable it creates here; none created means none
     # bound, without walking the whole context as `merge_contextvars` does.
     created = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
-    if isinstance(created, dict) and not created:
-        return False
-    return bool(structlog.contextvars.merge_contextvars(wrapped, method_name, {}))
+    return not isinstance(created, dict) or bool(created)
 
 
 def direct_lines(logger: Any, event: str, keys: Iterable[str]) -> DirectLines | None:
     """`DirectLines` for `logger`, when its lines come from the chassis JSON chain unchanged.
 
     That is: bound from the processors, level filter and sink `configure_logging()` installed,
-    with an empty bound context, and no key a line can carry (`keys`, plus what the chain
+    with an empty bound context, and none of the line's own keys (`keys`, plus what the chain
     adds) redacted. Otherwise None: log through `logger` as usual.
     """
     chain = _installed
@@ -339,7 +365,7 @@ def direct_lines(logger: Any, event: str, keys: Iterable[str]) -> DirectLines | 
         or any(chain.redactor.is_sensitive(key) for key in (*keys, *_ENRICHED_KEYS))
     ):
         return None
-    return DirectLines(chain, logger._logger, event)
+    return DirectLines(chain, logger._logger, event, keys)
 
 
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error")
