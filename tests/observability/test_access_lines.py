@@ -23,7 +23,7 @@ from fastapi_chassis import ChassisSettings, LoggingSettings
 from fastapi_chassis._context import request_id_var, subject_var
 from fastapi_chassis.middleware.access_log import _FIELDS, AccessLogMiddleware
 from fastapi_chassis.observability import configure_logging
-from fastapi_chassis.observability.logging import direct_lines
+from fastapi_chassis.observability._direct import direct_lines
 from tests._logs import capture_logs
 
 _TIMESTAMP = re.compile(r'"timestamp":"[^"]*"')

@@ -21,7 +21,7 @@ from structlog.typing import FilteringBoundLogger
 
 from fastapi_chassis._proxy import TrustedProxies
 from fastapi_chassis._scope import app_path
-from fastapi_chassis.observability.logging import DirectLines, direct_lines
+from fastapi_chassis.observability._direct import DirectLines, direct_lines
 
 __all__ = ["AccessLogMiddleware"]
 
