@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
 import anyio
@@ -168,6 +168,23 @@ def test_streaming_duration_runs_to_the_last_byte(logs: LogCapture) -> None:
     assert (line["route"], line["bytes"]) == ("/stream", 15)
 
 
+def _fused(app: ASGIApp) -> ASGIApp:
+    from prometheus_client import CollectorRegistry
+
+    from fastapi_chassis.middleware._core import CoreMiddleware
+    from fastapi_chassis.observability.metrics import RequestMetrics
+
+    # With metrics too, so their bookkeeping runs on every hostile path as well.
+    metrics = {"metrics": RequestMetrics(CollectorRegistry(), (0.1, 1.0))}
+    return CoreMiddleware(app, request_id={}, security_headers={}, access_log={}, metrics=metrics)
+
+
+@pytest.fixture(params=["alone", "fused"])
+def wrap(request: pytest.FixtureRequest) -> Callable[[ASGIApp], ASGIApp]:
+    """The access log alone, or inside the fused outer layer `install()` uses by default."""
+    return AccessLogMiddleware if request.param == "alone" else _fused
+
+
 async def _drive(app: ASGIApp, messages: list[Message], *, path: str = "/x") -> list[Message]:
     incoming = iter(messages)
     sent: list[Message] = []
@@ -195,24 +212,28 @@ async def _drive(app: ASGIApp, messages: list[Message], *, path: str = "/x") -> 
 
 
 @pytest.mark.anyio
-async def test_client_gone_before_the_response_is_logged_as_499(logs: LogCapture) -> None:
+async def test_client_gone_before_the_response_is_logged_as_499(
+    logs: LogCapture, wrap: Callable[[ASGIApp], ASGIApp]
+) -> None:
     async def waits_for_body(scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
         assert message["type"] == "http.disconnect"
 
     logs.configure()
-    await _drive(AccessLogMiddleware(waits_for_body), [{"type": "http.disconnect"}])
+    await _drive(wrap(waits_for_body), [{"type": "http.disconnect"}])
     (line,) = logs.access()
     assert (line["status"], line["disconnected"], line["level"]) == (499, True, "info")
 
 
 @pytest.mark.anyio
-async def test_cancelled_request_is_still_logged(logs: LogCapture) -> None:
+async def test_cancelled_request_is_still_logged(
+    logs: LogCapture, wrap: Callable[[ASGIApp], ASGIApp]
+) -> None:
     async def slow(scope: Scope, receive: Receive, send: Send) -> None:
         await anyio.sleep_forever()
 
     logs.configure()
-    app = AccessLogMiddleware(slow)
+    app = wrap(slow)
     async with anyio.create_task_group() as group:
         group.start_soon(_drive, app, [])
         await anyio.lowlevel.checkpoint()
@@ -224,6 +245,7 @@ async def test_cancelled_request_is_still_logged(logs: LogCapture) -> None:
 @pytest.mark.anyio
 async def test_stream_cut_by_a_disconnect_keeps_the_sent_status_and_flags_it(
     logs: LogCapture,
+    wrap: Callable[[ASGIApp], ASGIApp],
 ) -> None:
     async def streams(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -241,20 +263,22 @@ async def test_stream_cut_by_a_disconnect_keeps_the_sent_status_and_flags_it(
     logs.configure()
     scope = {"type": "http", "method": "GET", "path": "/s", "headers": [], "client": None}
     with pytest.raises(OSError, match="broken pipe"):
-        await AccessLogMiddleware(streams)(scope, receive, send_then_fail)
+        await wrap(streams)(scope, receive, send_then_fail)
     (line,) = logs.access()
     assert (line["status"], line["disconnected"], line["bytes"]) == (200, True, 4)
 
 
 @pytest.mark.anyio
-async def test_app_failure_after_headers_is_an_error_not_a_disconnect(logs: LogCapture) -> None:
+async def test_app_failure_after_headers_is_an_error_not_a_disconnect(
+    logs: LogCapture, wrap: Callable[[ASGIApp], ASGIApp]
+) -> None:
     async def breaks(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         raise ConnectionRefusedError("database down")  # an OSError of the app's own
 
     logs.configure()
     with pytest.raises(ConnectionRefusedError):
-        await _drive(AccessLogMiddleware(breaks), [])
+        await _drive(wrap(breaks), [])
     (line,) = logs.access()
     assert (line["status"], line["level"]) == (500, "error")
     assert "disconnected" not in line
@@ -365,14 +389,16 @@ def test_mounted_app_template_when_the_route_is_left_in_scope(logs: LogCapture) 
 
 
 @pytest.mark.anyio
-async def test_pathsend_file_responses_count_the_announced_size(logs: LogCapture) -> None:
+async def test_pathsend_file_responses_count_the_announced_size(
+    logs: LogCapture, wrap: Callable[[ASGIApp], ASGIApp]
+) -> None:
     async def sends_file(scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(b"content-type", b"text/css"), (b"content-length", b"1234")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.pathsend", "path": "/srv/site.css"})
 
     logs.configure()
-    sent = await _drive(AccessLogMiddleware(sends_file), [])
+    sent = await _drive(wrap(sends_file), [])
     assert sent[-1]["type"] == "http.response.pathsend"
     (line,) = logs.access()
     assert (line["status"], line["bytes"]) == (200, 1234)
