@@ -213,3 +213,57 @@ async def test_bound_contextvars_are_rendered_on_the_direct_path() -> None:
     keys = list(line)
     # The chain merges bound values right after the event, before level and timestamp.
     assert keys.index("event") < keys.index("tenant") < keys.index("level")
+
+
+def _both_ways(scope_path: str = "/x") -> None:
+    """One access line written directly (when possible), then the same through the chain."""
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": scope_path,
+        "root_path": "",
+        "headers": [],
+        "client": ("1.2.3.4", 1),
+    }
+    middleware = AccessLogMiddleware(_app, clock=lambda: 1.25)
+    middleware._log(scope, "", scope_path, 200, 2, 1.0, disconnected=False)
+    middleware._direct = None
+    middleware._log(scope, "", scope_path, 200, 2, 1.0, disconnected=False)
+
+
+def test_a_processor_inserted_in_place_is_not_skipped() -> None:
+    # structlog's processor list can be edited in place after configure_logging(); loggers
+    # already bound run the new processor, so the pre-shaped line must not skip it.
+    stream = _configure()
+
+    def add_service(logger: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
+        event["service"] = "svc"
+        return event
+
+    processors = structlog.get_config()["processors"]
+    processors.insert(len(processors) - 1, add_service)
+    _both_ways()
+    direct, chain = (
+        _TIMESTAMP.sub('"timestamp":""', line) for line in stream.getvalue().splitlines()
+    )
+    assert direct == chain
+    assert json.loads(direct)["service"] == "svc"
+
+
+def test_structlog_named_context_variables_of_ones_own_are_merged_and_redacted() -> None:
+    # merge_contextvars takes every context variable named structlog_*, not only those
+    # structlog.contextvars created.
+    import contextvars
+
+    stream = _configure(redact_keys=["token"])
+    own: contextvars.ContextVar[Any] = contextvars.ContextVar("structlog_api_token")
+    reset = own.set("s3cret")
+    try:
+        _both_ways()
+    finally:
+        own.reset(reset)
+    direct, chain = (
+        _TIMESTAMP.sub('"timestamp":""', line) for line in stream.getvalue().splitlines()
+    )
+    assert direct == chain
+    assert json.loads(direct)["api_token"] == "[redacted]"

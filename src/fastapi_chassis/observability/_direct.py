@@ -29,9 +29,17 @@ __all__ = ["DirectLines", "direct_lines", "install_chain"]
 
 
 class _Chain:
-    """The JSON processor chain `configure_logging()` installed, for `direct_writer()`."""
+    """The JSON processor chain `configure_logging()` installed, for `direct_lines()`."""
 
-    __slots__ = ("enrich", "level", "processors", "redactor", "renderer", "wrapper_class")
+    __slots__ = (
+        "enrich",
+        "installed",
+        "level",
+        "processors",
+        "redactor",
+        "renderer",
+        "wrapper_class",
+    )
 
     def __init__(
         self,
@@ -43,6 +51,8 @@ class _Chain:
         renderer: _JSONRenderer,
     ) -> None:
         self.processors = processors
+        #: The chain as installed; structlog's list can be changed in place later.
+        self.installed = tuple(processors)
         self.wrapper_class = wrapper_class
         self.level = level
         self.enrich = enrich
@@ -80,13 +90,23 @@ class DirectLines:
     dictionary. Built by `direct_lines()` only when that holds.
     """
 
-    __slots__ = ("_encode", "_enrich", "_event", "_levels", "_redactor", "_reserved", "_wrapped")
+    __slots__ = (
+        "_chain",
+        "_encode",
+        "_enrich",
+        "_event",
+        "_levels",
+        "_redactor",
+        "_reserved",
+        "_wrapped",
+    )
 
     escape = staticmethod(_escape)
 
     def __init__(
         self, chain: _Chain, wrapped: _SinkLogger, event: str, keys: Iterable[str]
     ) -> None:
+        self._chain = chain
         self._enrich = chain.enrich
         self._redactor = chain.redactor
         self._encode = chain.renderer._encode
@@ -106,17 +126,24 @@ class DirectLines:
     def tail(self, method_name: str) -> str | None:
         """The line's end for a `method_name` ("info", "error") call, after its own fields.
 
-        Empty when the level is filtered out; None when the context cannot be rendered here
-        (a bound value named like a field, non-text ids): log through the logger instead.
+        Empty when the level is filtered out; None when the line cannot be rendered here (the
+        processor list was changed in place, a bound value named like a field, non-text ids):
+        log through the logger instead.
         """
         level = self._levels.get(method_name)
         if level is None:
             return ""
+        chain = self._chain
+        if len(chain.processors) != len(chain.installed) or any(
+            live is not installed
+            for live, installed in zip(chain.processors, chain.installed, strict=True)
+        ):
+            return None
         parts = [self._event]
-        if _structlog_contextvars_created():
-            bound = structlog.contextvars.merge_contextvars(self._wrapped, method_name, {})
-            if bound and not self._bound_parts(bound, parts):
-                return None
+        # Every `structlog_*` context variable, as `merge_contextvars` finds them.
+        bound = structlog.contextvars.merge_contextvars(self._wrapped, method_name, {})
+        if bound and not self._bound_parts(bound, parts):
+            return None
         parts += (level, self._enrich.timestamp(), '"')
         for key, var in (("request_id", request_id_var), ("subject", subject_var)):
             value = var.get()
@@ -151,14 +178,6 @@ class DirectLines:
 
 
 _PLAIN_VALUES = frozenset((str, int, float, bool, type(None)))
-
-
-def _structlog_contextvars_created() -> bool:
-    """Whether `structlog.contextvars` may hold values (it ever created a variable)."""
-    # structlog registers every context variable it creates here; none created means none
-    # bound, without walking the whole context as `merge_contextvars` does.
-    created = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
-    return not isinstance(created, dict) or bool(created)
 
 
 def direct_lines(logger: Any, event: str, keys: Iterable[str]) -> DirectLines | None:
