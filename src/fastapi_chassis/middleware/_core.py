@@ -24,7 +24,6 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_chassis._chassis import Chassis
-from fastapi_chassis._context import request_id_var, subject_var
 from fastapi_chassis._scope import app_path
 from fastapi_chassis.health import HealthRegistry, InFlightMiddleware
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware, _content_length
@@ -72,14 +71,7 @@ class CoreMiddleware:
         registry = self._registry
         if registry is not None:
             registry._request_started()
-        request_id = self._ids._mint(scope)
-        state = scope.get("state")
-        if state is None:
-            scope["state"] = state = {}
-        state["request_id"] = request_id
-        token = request_id_var.set(request_id)
-        # Scoped here (reset below) so the subject the auth dependencies set cannot leak.
-        subject_token = subject_var.set(None)
+        request_id, tokens = self._ids._begin(scope)
         try:
             access, metrics = self._access, self._metrics
             path = app_path(scope) if access is not None or metrics is not None else ""
@@ -92,8 +84,7 @@ class CoreMiddleware:
             else:
                 await self._observed(scope, receive, send, request_id, path, access, metrics)
         finally:
-            subject_var.reset(subject_token)
-            request_id_var.reset(token)
+            self._ids._end(tokens)
             if registry is not None:
                 registry._request_finished()
 

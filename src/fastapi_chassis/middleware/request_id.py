@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from contextvars import Token
 from typing import Annotated, Any
 
 from fastapi import Depends
@@ -31,6 +32,9 @@ __all__ = [
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
+
+#: The context-variable tokens `_begin()` returns and `_end()` resets.
+RequestTokens = tuple[Token[str | None], Token[str | None]]
 
 _POOL_IDS = 256
 # UUIDv7 bytes 6 and 8 (the first and third random byte): version 7 and variant 0b10 bits.
@@ -118,20 +122,28 @@ class RequestIDMiddleware:
         """This request's id: the incoming one when trusted and safe, else a new one."""
         return (self._incoming(scope) if self.trust_incoming else None) or new_request_id()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope_type = scope["type"]
-        if scope_type != "http" and scope_type != "websocket":
-            await self.app(scope, receive, send)
-            return
+    def _begin(self, scope: Scope) -> tuple[str, RequestTokens]:
+        """Mint or accept the id, put it in `scope["state"]` and the context; `_end()` undoes."""
         request_id = self._mint(scope)
         state = scope.get("state")
         if state is None:
             scope["state"] = state = {}
         state["request_id"] = request_id
-        token = request_id_var.set(request_id)
-        # The auth dependencies set the subject; scoping it here (reset below) keeps it from
-        # leaking into the caller's context when the app runs in the caller's task.
-        subject_token = subject_var.set(None)
+        # The auth dependencies set the subject; scoping it here (reset in `_end`) keeps it
+        # from leaking into the caller's context when the app runs in the caller's task.
+        return request_id, (request_id_var.set(request_id), subject_var.set(None))
+
+    @staticmethod
+    def _end(tokens: RequestTokens) -> None:
+        subject_var.reset(tokens[1])
+        request_id_var.reset(tokens[0])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        if scope_type != "http" and scope_type != "websocket":
+            await self.app(scope, receive, send)
+            return
+        request_id, tokens = self._begin(scope)
         try:
             if scope_type == "websocket":
                 await self.app(scope, receive, send)
@@ -148,8 +160,7 @@ class RequestIDMiddleware:
 
             await self.app(scope, receive, send_with_id)
         finally:
-            subject_var.reset(subject_token)
-            request_id_var.reset(token)
+            self._end(tokens)
 
 
 def _current_request_id(connection: HTTPConnection) -> str:
