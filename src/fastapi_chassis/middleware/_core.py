@@ -16,8 +16,7 @@ The public classes stay as they are for apps that add them one by one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from time import perf_counter
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.middleware import Middleware
@@ -26,7 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fastapi_chassis._chassis import Chassis
 from fastapi_chassis._scope import app_path
 from fastapi_chassis.health import HealthRegistry, InFlightMiddleware
-from fastapi_chassis.middleware.access_log import AccessLogMiddleware, _content_length
+from fastapi_chassis.middleware._observe import observe
+from fastapi_chassis.middleware.access_log import AccessLogMiddleware
 from fastapi_chassis.middleware.request_id import RequestIDMiddleware
 from fastapi_chassis.middleware.security_headers import (
     Header,
@@ -79,110 +79,42 @@ class CoreMiddleware:
                 access = None
             if metrics is not None and path in metrics.exclude_paths:
                 metrics = None
+            decorate = self._decorator(scope, request_id)
             if access is None and metrics is None:
-                await self.app(scope, receive, self._decorating(scope, request_id, send))
+
+                async def send_decorated(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        message["headers"] = decorate(message)
+                    await send(message)
+
+                await self.app(scope, receive, send_decorated)
             else:
-                await self._observed(scope, receive, send, request_id, path, access, metrics)
+                await observe(
+                    self.app,
+                    scope,
+                    receive,
+                    send,
+                    path=path,
+                    access=access,
+                    metrics=metrics,
+                    decorate=decorate,
+                )
         finally:
             self._ids._end(tokens)
             if registry is not None:
                 registry._request_finished()
 
-    def _decorating(self, scope: Scope, request_id: str, send: Send) -> Send:
-        """`send` adding the security headers and the request id to the response start."""
+    def _decorator(self, scope: Scope, request_id: str) -> Callable[[Message], list[Header]]:
+        """The response headers with the security headers and this request's id added."""
         extra, hsts = self._security._for_request(scope)
         names = self._security._names
         header = self._header
         pair = (header, request_id.encode("ascii"))
 
-        async def send_decorated(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = _decorate(message, header, pair, extra, hsts, names)
-            await send(message)
+        def decorate(message: Message) -> list[Header]:
+            return _decorate(message, header, pair, extra, hsts, names)
 
-        return send_decorated
-
-    async def _observed(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        request_id: str,
-        path: str,
-        access: AccessLogMiddleware | None,
-        metrics: MetricsMiddleware | None,
-    ) -> None:
-        """Run the app with the access log and/or metrics watching (see their middleware)."""
-        extra, hsts = self._security._for_request(scope)
-        names = self._security._names
-        header = self._header
-        pair = (header, request_id.encode("ascii"))
-        root_path: str = scope.get("root_path", "")
-        status = 0
-        sent = 0
-        logged = access is None  # nothing to log counts as logged
-        disconnected = False
-        response_headers: Iterable[Header] = ()
-        log_start = access._clock() if access is not None else 0.0
-
-        async def send_observed(message: Message) -> None:
-            nonlocal status, sent, logged, response_headers, disconnected
-            kind = message["type"]
-            if kind == "http.response.start":
-                status = message["status"]
-                message["headers"] = response_headers = _decorate(
-                    message, header, pair, extra, hsts, names
-                )
-            elif kind == "http.response.body":
-                sent += len(message.get("body", b""))
-            try:
-                await send(message)
-            except OSError:
-                # Servers raise OSError from send once the client is gone (ASGI spec 2.4).
-                disconnected = True
-                raise
-            if logged or access is None:
-                return
-            if kind == "http.response.body":
-                if message.get("more_body", False):
-                    return
-            elif kind == "http.response.pathsend":
-                sent = _content_length(response_headers)
-            else:
-                return
-            logged = True
-            access._log(scope, root_path, path, status, sent, log_start, disconnected=False)
-
-        receive_app = receive
-        if access is not None:
-
-            async def receive_watching() -> Message:
-                nonlocal disconnected
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    disconnected = True
-                return message
-
-            receive_app = receive_watching
-
-        if metrics is not None:
-            metrics.metrics.started()
-        started = perf_counter()
-        try:
-            await self.app(scope, receive_app, send_observed)
-        except BaseException as exc:
-            if not logged and access is not None:
-                logged = True
-                access._log_failure(
-                    exc, scope, root_path, path, status, sent, log_start, disconnected
-                )
-            raise
-        finally:
-            if metrics is not None:
-                metrics.metrics.finished()
-                metrics._record(scope, root_path, status or 500, perf_counter() - started)
-        if not logged and access is not None:
-            access._log_unfinished(scope, root_path, path, status, sent, log_start, disconnected)
+        return decorate
 
 
 def _decorate(

@@ -16,11 +16,12 @@ import anyio
 import structlog
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, Mount
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from structlog.typing import FilteringBoundLogger
 
 from fastapi_chassis._proxy import TrustedProxies
 from fastapi_chassis._scope import app_path
+from fastapi_chassis.middleware._observe import observe
 from fastapi_chassis.observability._direct import DirectLines, direct_lines
 
 __all__ = ["AccessLogMiddleware"]
@@ -79,79 +80,14 @@ class AccessLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        root_path: str = scope.get("root_path", "")
         path = app_path(scope)
         if path in self._skip:
             await self.app(scope, receive, send)
             return
 
-        start = self._clock()
-        status = 0
-        sent = 0
-        logged = False
-        disconnected = False
-        response_headers: Iterable[tuple[bytes, bytes]] = ()
+        await observe(self.app, scope, receive, send, path=path, access=self)
 
-        async def receive_watching() -> Message:
-            nonlocal disconnected
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                disconnected = True
-            return message
-
-        async def send_counting(message: Message) -> None:
-            nonlocal status, sent, logged, response_headers, disconnected
-            kind = message["type"]
-            if kind == "http.response.start":
-                status = message["status"]
-                response_headers = message.get("headers", ())
-            elif kind == "http.response.body":
-                sent += len(message.get("body", b""))
-            try:
-                await send(message)
-            except OSError:
-                # Servers raise OSError from send once the client is gone (ASGI spec 2.4).
-                disconnected = True
-                raise
-            if kind == "http.response.body":
-                if message.get("more_body", False):
-                    return
-            elif kind == "http.response.pathsend":
-                sent = _content_length(response_headers)
-            else:
-                return
-            if not logged:
-                logged = True
-                self._log(scope, root_path, path, status, sent, start, disconnected=False)
-
-        try:
-            await self.app(scope, receive_watching, send_counting)
-        except BaseException as exc:
-            if not logged:
-                logged = True
-                self._log_failure(exc, scope, root_path, path, status, sent, start, disconnected)
-            raise
-        if not logged:
-            self._log_unfinished(scope, root_path, path, status, sent, start, disconnected)
-
-    def _log_failure(
-        self,
-        exc: BaseException,
-        scope: Scope,
-        root_path: str,
-        path: str,
-        status: int,
-        sent: int,
-        start: float,
-        disconnected: bool,
-    ) -> None:
-        """The line for a request whose app raised before the response was complete."""
-        gone = disconnected or isinstance(exc, (ClientDisconnect, anyio.get_cancelled_exc_class()))
-        # Not gone: the exception becomes a 500 further out (or the started status).
-        final = (status or CLIENT_CLOSED) if gone else max(status, 500)
-        self._log(scope, root_path, path, final, sent, start, disconnected=gone)
-
-    def _log_unfinished(
+    def _log_incomplete(
         self,
         scope: Scope,
         root_path: str,
@@ -160,14 +96,25 @@ class AccessLogMiddleware:
         sent: int,
         start: float,
         disconnected: bool,
+        exc: BaseException | None = None,
     ) -> None:
-        """The line for an app that returned without finishing the response.
+        """The line for a request that ended without a complete response.
 
-        The client left mid-way, or the app broke the protocol (the server answers that with
-        a 500).
+        `exc`: the app raised. A client that went away (a disconnect seen, `ClientDisconnect`,
+        cancellation) is `disconnected` with the started status, or 499 when none started;
+        otherwise the exception becomes a 500 further out (or keeps the started status). No
+        `exc`: the app returned early; the client left mid-way, or the app broke the protocol
+        (the server answers that with a 500).
         """
-        final = (status or CLIENT_CLOSED) if disconnected else (status or 500)
-        self._log(scope, root_path, path, final, sent, start, disconnected=disconnected)
+        if exc is not None:
+            gone = disconnected or isinstance(
+                exc, (ClientDisconnect, anyio.get_cancelled_exc_class())
+            )
+            final = (status or CLIENT_CLOSED) if gone else max(status, 500)
+        else:
+            gone = disconnected
+            final = (status or CLIENT_CLOSED) if gone else (status or 500)
+        self._log(scope, root_path, path, final, sent, start, disconnected=gone)
 
     def _log(
         self,
@@ -238,14 +185,6 @@ class AccessLogMiddleware:
 
 def _json_text(value: str | None) -> str:
     return "null" if value is None else DirectLines.escape(value)
-
-
-def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int:
-    # A server sends a pathsend file itself; its size is what the app announced.
-    for name, value in headers:
-        if name.lower() == b"content-length" and value.isdigit():
-            return int(value)
-    return 0
 
 
 def _route_template(scope: Scope, root_path: str) -> str | None:
