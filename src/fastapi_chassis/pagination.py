@@ -139,6 +139,20 @@ def _size_doc(noun: str, default_size: int | None, max_size: int | None) -> str:
     return f"{noun} per page (default {default}, maximum {maximum})."
 
 
+def _size_query(name: str, default_size: int | None, max_size: int | None) -> inspect.Parameter:
+    """The page-size query parameter (`size` or `limit`), with its limits in OpenAPI."""
+    return _query(
+        name,
+        int,
+        Query(
+            default_size,
+            ge=1,
+            le=max_size,
+            description=_size_doc("Items", default_size, max_size),
+        ),
+    )
+
+
 def pagination(
     *,
     default_size: int | None = None,
@@ -185,16 +199,7 @@ def pagination(
     dependency.__signature__ = _build_signature(  # type: ignore[attr-defined]
         [
             _query("page", int, Query(1, ge=1, description="Page number, from 1.")),
-            _query(
-                "size",
-                int,
-                Query(
-                    default_size,
-                    ge=1,
-                    le=max_size,
-                    description=_size_doc("Items", default_size, max_size),
-                ),
-            ),
+            _size_query("size", default_size, max_size),
         ]
     )
     return Depends(dependency)
@@ -244,16 +249,7 @@ def cursor_pagination(
                     "omit for the first page.",
                 ),
             ),
-            _query(
-                "limit",
-                int,
-                Query(
-                    default_size,
-                    ge=1,
-                    le=max_size,
-                    description=_size_doc("Items", default_size, max_size),
-                ),
-            ),
+            _size_query("limit", default_size, max_size),
         ]
     )
     return Depends(dependency)
