@@ -109,6 +109,15 @@ def plan_variants() -> list[Variant]:
             auth="pyjwt",
         )
     )
+    out.append(
+        Variant(
+            f"chassis@{BENCH_ROUTE_COUNT}/uncached",
+            "chassis",
+            BENCH_ROUTE_COUNT,
+            "chassis (full default), no verified-token cache",
+            auth="uncached",
+        )
+    )
     for c in COMPONENTS:
         v = Variant(
             f"chassis:{c.name}@{BENCH_ROUTE_COUNT}",

@@ -162,6 +162,12 @@ def build_chassis(enabled: Iterable[str], fillers: int, auth: str) -> Built:
     from fastapi_chassis import ChassisSettings, build_app
 
     data, notes = chassis_settings_data(enabled)
+    if auth == "uncached":
+        # Every request's token is verified in full, as if each came with a new token.
+        fields = _group_fields("auth")
+        if fields is not None and "verified_token_cache" in fields:
+            data.setdefault("auth", {})["verified_token_cache"] = 0
+        auth = "auto"
     settings = ChassisSettings(_env_file=None, environment="staging", **data)
     app = build_app(settings)
     dependency = _chassis_subject_dependency() if auth == "auto" else None

@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("variant", help="bare | popular | chassis | chassis:<comp>,<comp>")
     parser.add_argument("--routes", type=int, default=BENCH_ROUTE_COUNT)
     parser.add_argument("--requests", type=int, default=2000, help="timed requests per route")
-    parser.add_argument("--auth", choices=["auto", "pyjwt"], default="auto")
+    parser.add_argument("--auth", choices=["auto", "pyjwt", "uncached"], default="auto")
     parser.add_argument("--out", help="write the JSON result here (default: stdout)")
     parser.add_argument("--show-logs", action="store_true", help="keep the app's stdout")
     args = parser.parse_args(argv)

@@ -3,8 +3,10 @@
     python -m benchmarks.micro [--quick] [--redis redis://127.0.0.1:6379/8]
 
 - JWT verifications per second through the chassis' `TokenService` (HS256 and ES256): claim
-  checks only (`decode`), and with the revocation lookup in the in-memory store (`verify`);
-  pyjwt's own `jwt.decode` is the floor under any auth layer.
+  checks only (`decode`), and with the revocation lookup in the in-memory store (`verify`),
+  both with the verified-token cache off (every call verifies the signature, as for a new
+  token); then `verify` of a repeated token served by the cache. pyjwt's own `jwt.decode` is
+  the floor under any auth layer without a cache.
 - Rate-limit decisions per second: the memory limiter, and the Redis limiter (one script call
   per decision, concurrent callers) when `--redis` names a database. The database is flushed
   afterwards: give one no test uses.
@@ -56,8 +58,11 @@ def jwt_rates(quick: bool) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for name, settings in jwt_verify.services().items():
         count = n if name.startswith("HS") else n // 4
-        service = TokenService(settings, store=MemoryStore())
+        uncached = settings.model_copy(update={"verified_token_cache": 0})
+        service = TokenService(uncached, store=MemoryStore())
         token = service.issue_access_token("user-1", scopes=["notes:read"])
+        cached = TokenService(settings, store=MemoryStore())
+        cached.keys = service.keys
         key = service.keys.signing
         out[name] = {
             "pyjwt jwt.decode": _per_second(
@@ -69,6 +74,9 @@ def jwt_rates(quick: bool) -> dict[str, dict[str, float]]:
             "TokenService.decode": _per_second(lambda s=service, t=token: s.decode(t), count),
             "TokenService.verify (memory revocation check)": asyncio.run(
                 _verify_rate(service, token, count)
+            ),
+            "TokenService.verify, repeated token (verified-token cache)": asyncio.run(
+                _verify_rate(cached, token, n)
             ),
         }
     return out

@@ -135,6 +135,16 @@ def _budget(
         f"| chassis vs popular stack, every route | ≥ 4× | {fmt_x(min_times)} "
         f"| {verdict(None if min_times is None else min_times * 100, 400, full_on, full)} |"
     )
+    uncached = by_key.get(f"chassis@{small}/uncached")
+    if uncached is not None and not uncached.unavailable:
+        me = ROUTES[-1]
+        popular_me, chassis_me = median_of(by_key[f"popular@{small}"], me), median_of(uncached, me)
+        ratio = None if popular_me is None or chassis_me is None else popular_me / chassis_me
+        lines.append(
+            f"| the same, `{me}` with the verified-token cache off (every request verifies "
+            f"its token in full) | ≥ 4× | {fmt_x(ratio)} "
+            f"| {verdict(None if ratio is None else ratio * 100, 400, full_on, full)} |"
+        )
 
 
 def _breakdown(lines: list[str], variants: list[Variant], by_key: dict[str, Variant]) -> None:

@@ -20,10 +20,10 @@ from tests.conftest import ROOT, subprocess_env
 ROUTES = [case.label for case in route_cases("token")]
 
 
-def drive(variant: str, tmp_path: Path, routes: int = 4) -> dict[str, Any]:
-    out = tmp_path / f"{variant.replace(':', '_').replace(',', '_')}-{routes}.json"
+def drive(variant: str, tmp_path: Path, routes: int = 4, auth: str = "auto") -> dict[str, Any]:
+    out = tmp_path / f"{variant.replace(':', '_').replace(',', '_')}-{routes}-{auth}.json"
     cmd = [sys.executable, "-m", "benchmarks.driver", variant, "--routes", str(routes)]
-    cmd += ["--requests", "5", "--out", str(out)]
+    cmd += ["--requests", "5", "--auth", auth, "--out", str(out)]
     proc = subprocess.run(
         cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120
     )
@@ -50,14 +50,15 @@ def test_bare_app_answers_every_route_with_its_expected_status_and_is_timed(
 
 @pytest.mark.parametrize(
     ("variant", "routes"),
-    [("chassis", 4), ("chassis:", 4), ("chassis", 60), ("popular", 4)],
+    [("chassis", 4), ("chassis:", 4), ("chassis", 60), ("popular", 4), ("chassis/uncached", 4)],
 )
 def test_app_answers_exactly_like_bare_fastapi(
     variant: str, routes: int, bare: dict[str, Any], tmp_path: Path
 ) -> None:
     if variant == "popular" and popular_missing():
         pytest.skip(f"popular stack needs the `bench` extra: {popular_missing()}")
-    result = drive(variant, tmp_path, routes)
+    variant, _, auth = variant.partition("/")
+    result = drive(variant, tmp_path, routes, auth or "auto")
     for route in ROUTES:
         got, want = result["checks"][route], bare["checks"][route]
         assert (got["status"], got["body"]) == (want["status"], want["body"]), route
@@ -101,6 +102,7 @@ def test_report_renders_every_section_from_round_results() -> None:
     assert "| JWT HS256: TokenService.verify | 1,000 | 1000.0 |" in text
     assert "| rate limit: memory limiter | 4,000 | 250.0 |" in text
     assert "| 5 | 0.400 | 0.100 | 4.0× |" in text
+    assert "`GET /me` with the verified-token cache off" in text
     assert isinstance(variants[0], Variant)
 
 

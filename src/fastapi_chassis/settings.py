@@ -284,6 +284,15 @@ class AuthSettings(_Group):
         le=65536,
         description="Longest token accepted, checked before parsing.",
     )
+    verified_token_cache: int = Field(
+        default=1024,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Verified access tokens remembered per process (0: off). A repeat of one skips the "
+            "signature check; expiry, its key and revocation are still checked every time."
+        ),
+    )
     argon2_time_cost: int = Field(default=3, ge=1, description="argon2id passes (RFC 9106: 3).")
     argon2_memory_cost: int = Field(
         default=65536,

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import jwt
 
 from fastapi_chassis.auth._keys import EnvVar, KeySet, load_keys, valid_kid
+from fastapi_chassis.auth._verified import VerifiedTokens
 from fastapi_chassis.auth.principal import InvalidToken, Principal, TokenPair, parse_scopes
 from fastapi_chassis.settings import AuthSettings
 from fastapi_chassis.state import MemoryStore, StateStore
@@ -78,6 +79,9 @@ class TokenService:
         # Parsed JOSE headers by their encoded segment: every token one key signs carries the
         # same header, so the per-request base64 + JSON parse to pick the key is done once.
         self._headers: dict[str, dict[str, Any]] = {}
+        #: Access tokens that passed every check (see `_verified`); `verified_token_cache` = 0
+        #: turns it off.
+        self.verified = VerifiedTokens(self.settings.verified_token_cache)
         required = ["exp", "iat", "nbf", "sub", "jti"]
         if self.settings.issuer is not None:
             required.append("iss")
@@ -187,6 +191,12 @@ class TokenService:
         """
         if not isinstance(token, str):
             raise InvalidToken("malformed token")
+        if kind == "access":
+            remembered = self.verified.get(
+                token, now=self.clock(), leeway=self.settings.leeway, keys=self.keys
+            )
+            if remembered is not None:
+                return remembered
         if len(token) > self.settings.max_token_bytes:
             raise InvalidToken("token too large")
         if not _COMPACT.fullmatch(token):
@@ -230,10 +240,13 @@ class TokenService:
             raise InvalidToken("wrong audience") from None
         except jwt.PyJWTError:
             raise InvalidToken("malformed token") from None
-        self._check_claims(claims, kind)
+        times = self._check_claims(claims, kind)
+        if kind == "access":
+            self.verified.remember(token, claims, key, times)
         return claims
 
-    def _check_claims(self, claims: dict[str, Any], kind: TokenKind) -> None:
+    def _check_claims(self, claims: dict[str, Any], kind: TokenKind) -> dict[str, float]:
+        """Check the claims PyJWT leaves to us; the time claims as numbers."""
         now = self.clock()
         leeway = self.settings.leeway
         times: dict[str, float] = {}
@@ -268,6 +281,7 @@ class TokenService:
             kind == "refresh" and not family
         ):
             raise InvalidToken("malformed token family")
+        return times
 
     async def verify(self, token: str, *, kind: TokenKind = "access") -> dict[str, Any]:
         """`decode()` plus the revocation check (token and family, one store round trip).
