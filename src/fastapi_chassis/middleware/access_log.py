@@ -75,6 +75,11 @@ class AccessLogMiddleware:
         self._clock = clock
         self._logger: FilteringBoundLogger | None = None
         self._direct: DirectLines | None = None
+        # JSON text of recurring values, so a line does not escape them again: the opening of
+        # the line by (method, route) and the user agent by its raw header value. Bounded:
+        # both come from clients.
+        self._heads: dict[tuple[str, str | None], str] = {}
+        self._agents: dict[bytes, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,13 +138,10 @@ class AccessLogMiddleware:
             # Bound on first use so configure_logging() may run after the app is built.
             logger = self._logger = structlog.get_logger(self._logger_name).bind()
             self._direct = direct_lines(logger, "request", _FIELDS)
-        user_agent = None
+        agent = None
         for name, value in scope.get("headers", ()):
             if name == b"user-agent":
-                user_agent = value[:_MAX_USER_AGENT].decode("latin-1")
-                if not user_agent.isprintable():
-                    # Control bytes (ESC, CR/LF) would reach a terminal or forge console lines.
-                    user_agent = user_agent.encode("unicode_escape").decode("ascii")
+                agent = value
                 break
         route = _route_template(scope, root_path)
         client = self._proxies.client_ip(scope)
@@ -153,10 +155,21 @@ class AccessLogMiddleware:
             if tail is not None:
                 # The line the chain would write for `fields` below, in the same key order.
                 escape = direct.escape
+                head = self._heads.get((method, route))
+                if head is None:
+                    head = f'{{"method":{escape(method)},"route":{_json_text(route)},"status":'
+                    _remember(self._heads, (method, route), head)
+                if agent is None:
+                    agent_text = "null"
+                elif (cached := self._agents.get(agent)) is not None:
+                    agent_text = cached
+                else:
+                    agent_text = escape(_user_agent(agent))
+                    _remember(self._agents, agent, agent_text)
                 line = (
-                    f'{{"method":{escape(method)},"route":{_json_text(route)},'
-                    f'"status":{status},"duration_ms":{duration_ms!r},"bytes":{sent},'
-                    f'"client":{_json_text(client)},"user_agent":{_json_text(user_agent)}'
+                    f'{head}{status},"duration_ms":{duration_ms!r},"bytes":{sent},'
+                    f'"client":{"null" if client is None else escape(client)},'
+                    f'"user_agent":{agent_text}'
                 )
                 if route is None:
                     line += f',"path":{escape(path[:_MAX_PATH])}'
@@ -171,7 +184,7 @@ class AccessLogMiddleware:
             "duration_ms": duration_ms,
             "bytes": sent,
             "client": client,
-            "user_agent": user_agent,
+            "user_agent": None if agent is None else _user_agent(agent),
         }
         if route is None:
             fields["path"] = path[:_MAX_PATH]
@@ -185,6 +198,24 @@ class AccessLogMiddleware:
 
 def _json_text(value: str | None) -> str:
     return "null" if value is None else DirectLines.escape(value)
+
+
+def _user_agent(value: bytes) -> str:
+    """The logged user agent: at most `_MAX_USER_AGENT` bytes, control characters escaped."""
+    text = value[:_MAX_USER_AGENT].decode("latin-1")
+    if not text.isprintable():
+        # Control bytes (ESC, CR/LF) would reach a terminal or forge console lines.
+        text = text.encode("unicode_escape").decode("ascii")
+    return text
+
+
+_CACHED = 256
+
+
+def _remember(cache: dict[Any, str], key: Any, text: str) -> None:
+    if len(cache) >= _CACHED:
+        cache.clear()  # many distinct values: start over rather than grow
+    cache[key] = text
 
 
 def _route_template(scope: Scope, root_path: str) -> str | None:

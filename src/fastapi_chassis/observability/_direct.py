@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, MutableMapping
+from operator import is_
 from typing import Any
 
-import structlog
+from structlog.contextvars import merge_contextvars
 from structlog.typing import Processor
 
 from fastapi_chassis._context import request_id_var, subject_var
@@ -134,28 +135,32 @@ class DirectLines:
         if level is None:
             return ""
         chain = self._chain
-        if len(chain.processors) != len(chain.installed) or any(
-            live is not installed
-            for live, installed in zip(chain.processors, chain.installed, strict=True)
-        ):
+        live = chain.processors
+        if len(live) != len(chain.installed) or not all(map(is_, live, chain.installed)):
             return None
-        parts = [self._event]
+        tail = self._event
         # Every `structlog_*` context variable, as `merge_contextvars` finds them.
-        bound = structlog.contextvars.merge_contextvars(self._wrapped, method_name, {})
-        if bound and not self._bound_parts(bound, parts):
-            return None
-        parts += (level, self._enrich.timestamp(), '"')
-        for key, var in (("request_id", request_id_var), ("subject", subject_var)):
-            value = var.get()
-            if value is not None:
-                if type(value) is not str:
-                    return None
-                parts.append(f',"{key}":{_escape(value)}')
+        bound = merge_contextvars(self._wrapped, method_name, {})
+        if bound:
+            parts = [tail]
+            if not self._bound_parts(bound, parts):
+                return None
+            tail = "".join(parts)
+        tail = f'{tail}{level}{self._enrich.timestamp()}"'
+        request_id = request_id_var.get()
+        if request_id is not None:
+            if type(request_id) is not str:
+                return None
+            tail = f'{tail},"request_id":{_escape(request_id)}'
+        subject = subject_var.get()
+        if subject is not None:
+            if type(subject) is not str:
+                return None
+            tail = f'{tail},"subject":{_escape(subject)}'
         trace = _trace_ids()
         if trace is not None:
-            parts.append(f',"trace_id":"{trace[0]}","span_id":"{trace[1]}"')
-        parts.append("}")
-        return "".join(parts)
+            tail = f'{tail},"trace_id":"{trace[0]}","span_id":"{trace[1]}"'
+        return tail + "}"
 
     def _bound_parts(self, bound: MutableMapping[str, Any], parts: list[str]) -> bool:
         """Append `bound` (structlog contextvars) as the chain renders them; False: cannot."""

@@ -75,7 +75,10 @@ def _trace_ids() -> tuple[str, str] | None:
     otel = sys.modules.get("opentelemetry.trace")
     if otel is None:
         return None
-    context = otel.get_current_span().get_span_context()
+    span = otel.get_current_span()
+    if span is otel.INVALID_SPAN:  # no span: most requests of an untraced service
+        return None
+    context = span.get_span_context()
     if not context.is_valid:
         return None
     return f"{context.trace_id:032x}", f"{context.span_id:016x}"
