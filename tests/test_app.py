@@ -242,7 +242,10 @@ def test_add_middleware_after_build_app_runs_inside_the_chassis_stack() -> None:
         assert crash.json()["status"] == 500
     assert seen == ["/ok", "/crash-in-mw"]
     classes = [m.cls for m in app.user_middleware]
-    boundary = next(i for i, cls in enumerate(classes) if cls.__name__ == "ErrorBoundaryMiddleware")
+    # The boundary runs inside the body-limit layer (fused by default).
+    boundary = next(
+        i for i, cls in enumerate(classes) if cls.__name__ == "BoundedBodyLimitMiddleware"
+    )
     assert boundary < classes.index(Crashy)
 
 

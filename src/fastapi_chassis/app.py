@@ -22,6 +22,7 @@ from fastapi_chassis._routes import defer_chassis_routes
 from fastapi_chassis.auth._install import UserLoader, install_auth
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
 from fastapi_chassis.health import install_health
+from fastapi_chassis.middleware._bounded import fuse_inner_blocks
 from fastapi_chassis.middleware._core import fuse_outer_blocks
 from fastapi_chassis.middleware._guards import ProblemCORSMiddleware, ProblemTrustedHostMiddleware
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
@@ -130,6 +131,7 @@ def install(
     # run inside it.
     install_error_boundary(app, chassis)
     fuse_outer_blocks(chassis)  # in-flight .. security headers: one layer when adjacent
+    fuse_inner_blocks(chassis)  # body limit + boundary: one layer when adjacent
 
     app.user_middleware = _MiddlewareList(
         [*chassis.outer_middleware, *app.user_middleware, *chassis.inner_middleware],

@@ -251,13 +251,14 @@ class AnswersEarly:
 
 
 def test_middleware_outside_the_boundary_build_the_same_type_uris(make_app: MakeApp) -> None:
-    from fastapi_chassis._error_boundary import ErrorBoundaryMiddleware
+    from fastapi_chassis.middleware._bounded import BoundedBodyLimitMiddleware
 
     settings = ChassisSettings(
         environment="test", errors=ErrorsSettings(type_base_url="https://errors.example.com")
     )
     app = make_app(settings)
-    boundary_at = [m.cls for m in app.user_middleware].index(ErrorBoundaryMiddleware)
+    # The boundary runs inside the body-limit layer (fused by default).
+    boundary_at = [m.cls for m in app.user_middleware].index(BoundedBodyLimitMiddleware)
     app.user_middleware.insert(boundary_at, Middleware(AnswersEarly))
     with TestClient(app) as client:
         body = assert_problem(client.get("/early"), 413, "content_too_large")

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_chassis._chassis import Chassis
+from fastapi_chassis._error_boundary import _NOT_STARTED, _SENT, _STARTED, ErrorBoundaryMiddleware
 from fastapi_chassis.errors import ConfigurationError
 from fastapi_chassis.middleware._problem import send_problem
 
@@ -138,6 +139,10 @@ class BodyLimitMiddleware:
       400 problem+json before the app runs.
     """
 
+    #: The error boundary run inside this layer, when `install()` fused the two (see
+    #: `_bounded`); None: the app is called directly.
+    _boundary: ErrorBoundaryMiddleware | None = None
+
     def __init__(self, app: ASGIApp, *, max_bytes: int | None = 1024 * 1024) -> None:
         _check_limit(max_bytes, "BodyLimitMiddleware(max_bytes) (CHASSIS_BODY_LIMIT__MAX_BYTES)")
         self.app = app
@@ -176,6 +181,8 @@ class BodyLimitMiddleware:
         exceeded = False
         started = False
         replaced = False
+        boundary = self._boundary
+        progress = _NOT_STARTED  # how far the response got, for the boundary
 
         async def receive_limited() -> Message:
             nonlocal received, exceeded
@@ -194,10 +201,15 @@ class BodyLimitMiddleware:
             return message
 
         async def send_limited(message: Message) -> None:
-            nonlocal started, replaced
+            nonlocal started, replaced, progress
+            kind = message["type"]
+            if kind == "http.response.start":
+                progress = _STARTED
+            elif kind == "http.response.body" and not message.get("more_body"):
+                progress = _SENT
             if replaced:
                 return
-            if message["type"] == "http.response.start":
+            if kind == "http.response.start":
                 started = True
                 # Bodyless requests (no declared length, nothing exceeded) skip the lookup.
                 if exceeded or declared is not None:
@@ -211,7 +223,15 @@ class BodyLimitMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive_limited, send_limited)
+            if boundary is None:
+                await self.app(scope, receive_limited, send_limited)
+            else:
+                # As `ErrorBoundaryMiddleware(app)` inside this layer, minus its own wrapper:
+                # `send_limited` tracks how far the response got for it.
+                try:
+                    await self.app(scope, receive_limited, send_limited)
+                except Exception as exc:
+                    await boundary._handle(exc, progress, scope, receive_limited, send_limited)
         except Exception as exc:
             error = _limit_error(exc)
             if error is None:
