@@ -41,6 +41,9 @@ _POOL_IDS = 256
 _VERSION = bytes(0x70 | (b & 0x0F) for b in range(256))
 _VARIANT = bytes(0x80 | (b & 0x3F) for b in range(256))
 _suffixes: list[str] = []
+# The current millisecond and its formatted part of the id (`0192a3b4-c5d6`), reused by every id
+# minted in that millisecond.
+_prefix: tuple[int, str] = (-1, "")
 # A forked worker (gunicorn --preload) must not reuse the parent's unused random parts.
 os.register_at_fork(after_in_child=_suffixes.clear)
 
@@ -64,13 +67,18 @@ def new_request_id() -> str:
     the operating system's CSPRNG, so ids cannot be guessed from one another. Random parts are
     drawn from the OS 256 ids at a time (one system call per 256 ids); each is used once.
     """
+    global _prefix
     try:
         suffix = _suffixes.pop()  # atomic: threads never share a suffix
     except IndexError:
         _refill()
         return new_request_id()
-    millis = f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}"
-    return f"{millis[:8]}-{millis[8:]}{suffix}"
+    millis = time.time_ns() // 1_000_000
+    prefix = _prefix  # one tuple, so threads never pair one millisecond with another's text
+    if prefix[0] != millis:
+        text = f"{millis & 0xFFFF_FFFF_FFFF:012x}"
+        prefix = _prefix = (millis, f"{text[:8]}-{text[8:]}")
+    return prefix[1] + suffix
 
 
 class RequestIDMiddleware:
