@@ -133,6 +133,57 @@ def test_a_retired_key_stops_its_cached_tokens_at_once(clock: Clock) -> None:
     assert reason(fresh, token) == "bad signature"
 
 
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ({"audience": "other-api"}, "wrong audience"),
+        ({"issuer": "https://other.example"}, "wrong issuer"),
+        ({"max_token_bytes": 256}, "token too large"),
+    ],
+)
+def test_a_cached_token_meets_the_settings_in_force_not_those_it_was_cached_under(
+    clock: Clock, change: dict[str, Any], refusal: str
+) -> None:
+    tokens, _ = service(clock, issuer="https://auth.example", audience="notes")
+    token = tokens.issue_access_token("alice", claims={"pad": "x" * 300})
+    assert tokens.decode(token)["sub"] == "alice"
+    tokens.settings = tokens.settings.model_copy(update=change)
+    assert reason(tokens, token) == refusal
+
+
+def test_claims_nested_too_deep_to_copy_are_verified_every_time_instead(clock: Clock) -> None:
+    tokens, counting = service(clock)
+    deep: Any = "bottom"
+    for _ in range(600):  # json encodes it; copy.deepcopy gives up at about 450 levels
+        deep = [deep]
+    token = tokens.issue_access_token("alice", claims={"deep": deep})
+    for _ in range(2):
+        assert tokens.decode(token)["sub"] == "alice"
+    assert counting.calls == 2
+    assert len(tokens.verified) == 0
+
+
+def test_str_subclasses_never_use_the_cache(clock: Clock) -> None:
+    tokens, _ = service(clock)
+    token = tokens.issue_access_token("alice")
+    tokens.decode(token)
+
+    class Liar(str):
+        """Claims to equal (and hash like) the cached token."""
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        def __hash__(self) -> int:
+            return hash(token)
+
+    class NoHash(str):
+        __hash__ = None  # type: ignore[assignment]
+
+    assert reason(tokens, Liar("not.a.token")) == "malformed token"
+    assert tokens.decode(NoHash(token))["sub"] == "alice"
+
+
 @pytest.mark.anyio
 async def test_revocation_is_checked_on_every_cached_hit(clock: Clock) -> None:
     tokens, counting = service(clock)

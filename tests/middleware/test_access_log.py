@@ -89,6 +89,24 @@ def test_control_bytes_in_the_user_agent_are_escaped(logs: LogCapture) -> None:
     assert line["user_agent"] == "ua\\x1b[31mRED\\rforged"
 
 
+@pytest.mark.anyio
+async def test_repeated_long_and_non_bytes_user_agents_are_logged_the_same_way(
+    logs: LogCapture,
+) -> None:
+    from tests.middleware.asgi import request
+
+    app = _app()
+    logs.configure()
+    long_agent = b"agent/" + b"x" * 200_000
+    agents: list[Any] = [b"curl/8", b"curl/8", long_agent, long_agent + b"y", bytearray(b"raw/1")]
+    for agent in agents:
+        # A bytearray breaks the ASGI spec (bytes), but a line must still be written.
+        await request(app, "/notes/1", headers=[(b"user-agent", agent)])
+    logged = [line["user_agent"] for line in logs.access()]
+    cut = long_agent[:512].decode()
+    assert logged == ["curl/8", "curl/8", cut, cut, "raw/1"]
+
+
 def test_server_errors_are_logged_at_error_level_and_client_errors_at_info(
     logs: LogCapture,
 ) -> None:

@@ -5,9 +5,10 @@ signature and parsing the claims is most of the cost of authenticating one (an E
 more than an HS256 one). `VerifiedTokens` remembers the claims of tokens `TokenService.decode()`
 has fully verified, keyed by the whole token text, so only a byte-identical token is served
 from it. What can change between two requests is checked on every hit: the time claims against
-the service's clock, and that the key which verified the token is still configured (a retired
-key stops its tokens at once). Revocation is not part of `decode()` and stays a store lookup
-per request. Entries are evicted oldest first once `limit` is reached.
+the service's clock, that the key which verified the token is still configured (a retired key
+stops its tokens at once), and that the issuer and audience required are still those it was
+checked against. Revocation is not part of `decode()` and stays a store lookup per request.
+Entries are evicted oldest first once `limit` is reached.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ _SCALARS = frozenset((str, int, float, bool, type(None)))
 class _Entry(NamedTuple):
     claims: dict[str, Any]
     key: Key
+    #: The issuer and audience the claims were checked against.
+    rules: tuple[str | None, str | None]
     exp: float
     nbf: float
     iat: float
@@ -44,8 +47,19 @@ class VerifiedTokens:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, token: str, *, now: float, leeway: float, keys: KeySet) -> dict[str, Any] | None:
-        """A fresh copy of `token`'s claims when it is remembered and still valid, else None."""
+    def get(
+        self,
+        token: str,
+        *,
+        now: float,
+        leeway: float,
+        keys: KeySet,
+        rules: tuple[str | None, str | None],
+    ) -> dict[str, Any] | None:
+        """A fresh copy of `token`'s claims when it is remembered and still valid, else None.
+
+        `token` must be a `str` itself (a subclass could redefine equality or hashing).
+        """
         entry = self._entries.get(token)
         if entry is None:
             return None
@@ -54,29 +68,34 @@ class VerifiedTokens:
             or entry.nbf - leeway > now
             or entry.iat - leeway > now
             or keys.verifying.get(entry.key.kid) is not entry.key
+            or entry.rules != rules
         ):
             # The full check decides (and says why); a token that passes again is re-added.
             self._entries.pop(token, None)
             return None
         if entry.nested:
-            return copy.deepcopy(entry.claims)
+            claims = _copy(entry.claims)
+            if claims is None:
+                self._entries.pop(token, None)
+            return claims
         return dict(entry.claims)
 
     def remember(
-        self, token: str, claims: dict[str, Any], key: Key, times: dict[str, float]
+        self,
+        token: str,
+        claims: dict[str, Any],
+        key: Key,
+        times: dict[str, float],
+        rules: tuple[str | None, str | None],
     ) -> None:
-        """Remember `token`, which `key` verified, with its checked claims and time claims."""
+        """Remember `token`, which `key` verified against `rules` (issuer, audience)."""
         if self.limit <= 0:
             return
         nested = any(type(value) not in _SCALARS for value in claims.values())
-        entry = _Entry(
-            copy.deepcopy(claims) if nested else dict(claims),
-            key,
-            times["exp"],
-            times["nbf"],
-            times["iat"],
-            nested,
-        )
+        kept = _copy(claims) if nested else dict(claims)
+        if kept is None:
+            return  # too deeply nested to copy: verified in full each time instead
+        entry = _Entry(kept, key, rules, times["exp"], times["nbf"], times["iat"], nested)
         with self._lock:
             entries = self._entries
             while len(entries) >= self.limit:
@@ -89,3 +108,11 @@ class VerifiedTokens:
     def clear(self) -> None:
         """Forget every token (the next request of each is fully verified again)."""
         self._entries.clear()
+
+
+def _copy(claims: dict[str, Any]) -> dict[str, Any] | None:
+    """A deep copy of `claims`, or None when they nest deeper than `copy` can go."""
+    try:
+        return copy.deepcopy(claims)
+    except RecursionError:
+        return None

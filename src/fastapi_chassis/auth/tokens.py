@@ -191,14 +191,20 @@ class TokenService:
         """
         if not isinstance(token, str):
             raise InvalidToken("malformed token")
-        if kind == "access":
+        settings = self.settings
+        if len(token) > settings.max_token_bytes:
+            raise InvalidToken("token too large")
+        remember = kind == "access" and type(token) is str and self.verified.limit > 0
+        if remember:
             remembered = self.verified.get(
-                token, now=self.clock(), leeway=self.settings.leeway, keys=self.keys
+                token,
+                now=self.clock(),
+                leeway=settings.leeway,
+                keys=self.keys,
+                rules=(settings.issuer, settings.audience),
             )
             if remembered is not None:
                 return remembered
-        if len(token) > self.settings.max_token_bytes:
-            raise InvalidToken("token too large")
         if not _COMPACT.fullmatch(token):
             raise InvalidToken("malformed token")
         segment = token[: token.index(".")]
@@ -241,8 +247,8 @@ class TokenService:
         except jwt.PyJWTError:
             raise InvalidToken("malformed token") from None
         times = self._check_claims(claims, kind)
-        if kind == "access":
-            self.verified.remember(token, claims, key, times)
+        if remember:
+            self.verified.remember(token, claims, key, times, (settings.issuer, settings.audience))
         return claims
 
     def _check_claims(self, claims: dict[str, Any], kind: TokenKind) -> dict[str, float]:

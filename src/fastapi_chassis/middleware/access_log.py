@@ -161,11 +161,15 @@ class AccessLogMiddleware:
                     _remember(self._heads, (method, route), head)
                 if agent is None:
                     agent_text = "null"
-                elif (cached := self._agents.get(agent)) is not None:
-                    agent_text = cached
-                else:
+                elif type(agent) is not bytes:  # not ASGI's type: fine to log, not to key by
                     agent_text = escape(_user_agent(agent))
-                    _remember(self._agents, agent, agent_text)
+                else:
+                    agent = agent[:_MAX_USER_AGENT]  # the logged part is the key: bounded
+                    cached = self._agents.get(agent)
+                    if cached is None:
+                        cached = escape(_user_agent(agent))
+                        _remember(self._agents, agent, cached)
+                    agent_text = cached
                 line = (
                     f'{head}{status},"duration_ms":{duration_ms!r},"bytes":{sent},'
                     f'"client":{"null" if client is None else escape(client)},'

@@ -43,7 +43,7 @@ _VARIANT = bytes(0x80 | (b & 0x3F) for b in range(256))
 _suffixes: list[str] = []
 # The current millisecond and its formatted part of the id (`0192a3b4-c5d6`), reused by every id
 # minted in that millisecond.
-_prefix: tuple[int, str] = (-1, "")
+_prefix: tuple[int | None, str] = (None, "")
 # A forked worker (gunicorn --preload) must not reuse the parent's unused random parts.
 os.register_at_fork(after_in_child=_suffixes.clear)
 
