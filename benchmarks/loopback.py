@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -142,10 +141,11 @@ def run_http(
             except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
                 results[variant] = {"error": {"message": str(exc)}}
             finally:
-                os.kill(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait()
+                if proc.poll() is None:  # a server that failed to start has exited already
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
     return results

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("variant")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--routes", type=int, default=BENCH_ROUTE_COUNT)
-    parser.add_argument("--auth", choices=["auto", "pyjwt"], default="auto")
+    parser.add_argument("--auth", choices=["auto", "pyjwt", "uncached"], default="auto")
     parser.add_argument("--token-out", help="write a bearer token GET /me accepts to this file")
     args = parser.parse_args(argv)
     built = build(args.variant, routes=args.routes, auth=args.auth)

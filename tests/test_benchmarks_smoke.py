@@ -120,3 +120,11 @@ def test_instruction_count_child_runs_its_requests_without_valgrind(route: str) 
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_loopback_reports_a_server_that_fails_to_start_instead_of_crashing() -> None:
+    from benchmarks.loopback import run_http
+
+    # An unknown variant makes `benchmarks.serve` exit at once; no wrk run is reached.
+    results = run_http("wrk", [("no-such-variant", "auto")], subprocess_env(), 0.1, 4)
+    assert "server exited" in results["no-such-variant"]["error"]["message"]
