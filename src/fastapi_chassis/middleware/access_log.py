@@ -76,7 +76,7 @@ class AccessLogMiddleware:
         self._logger: FilteringBoundLogger | None = None
         self._direct: DirectLines | None = None
         # JSON text of recurring values, so a line does not escape them again: the opening of
-        # the line by (method, route) and the user agent by its raw header value. Bounded:
+        # the line by (method, route) and the user agent by its logged (cut) bytes. Bounded:
         # both come from clients.
         self._heads: dict[tuple[str, str | None], str] = {}
         self._agents: dict[bytes, str] = {}

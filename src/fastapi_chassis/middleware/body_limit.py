@@ -179,10 +179,9 @@ class BodyLimitMiddleware:
             scope[MAX_BODY_SIZE_SCOPE_KEY] = self.max_bytes
         received = 0
         exceeded = False
-        started = False
         replaced = False
         boundary = self._boundary
-        progress = _NOT_STARTED  # how far the response got, for the boundary
+        progress = _NOT_STARTED  # how far the response got (the boundary needs it too)
 
         async def receive_limited() -> Message:
             nonlocal received, exceeded
@@ -201,7 +200,7 @@ class BodyLimitMiddleware:
             return message
 
         async def send_limited(message: Message) -> None:
-            nonlocal started, replaced, progress
+            nonlocal replaced, progress
             kind = message["type"]
             if kind == "http.response.start":
                 progress = _STARTED
@@ -209,17 +208,13 @@ class BodyLimitMiddleware:
                 progress = _SENT
             if replaced:
                 return
-            if kind == "http.response.start":
-                started = True
-                # Bodyless requests (no declared length, nothing exceeded) skip the lookup.
-                if exceeded or declared is not None:
-                    limit = self._limit(scope)
-                    if exceeded or (
-                        limit is not None and declared is not None and declared > limit
-                    ):
-                        replaced = True
-                        await self._send_413(send, limit)
-                        return
+            # Bodyless requests (no declared length, nothing exceeded) skip the lookup.
+            if kind == "http.response.start" and (exceeded or declared is not None):
+                limit = self._limit(scope)
+                if exceeded or (limit is not None and declared is not None and declared > limit):
+                    replaced = True
+                    await self._send_413(send, limit)
+                    return
             await send(message)
 
         try:
@@ -236,7 +231,7 @@ class BodyLimitMiddleware:
             error = _limit_error(exc)
             if error is None:
                 raise
-            if not started:
+            if progress == _NOT_STARTED:
                 await self._send_413(send, error.limit)
             elif not replaced:
                 raise
