@@ -22,14 +22,24 @@ from fastapi_chassis.auth._keys import Key, KeySet
 _SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
+def time_problem(times: dict[str, float], now: float, leeway: float) -> str | None:
+    """Why the time claims (`exp`, `nbf`, `iat` as numbers) refuse a token now, or None."""
+    if times["exp"] + leeway <= now:
+        return "token expired"
+    if times["nbf"] - leeway > now:
+        return "token not yet valid"
+    if times["iat"] - leeway > now:
+        return "token issued in the future"
+    return None
+
+
 class _Entry(NamedTuple):
     claims: dict[str, Any]
     key: Key
     #: The issuer and audience the claims were checked against.
     rules: tuple[str | None, str | None]
-    exp: float
-    nbf: float
-    iat: float
+    #: `exp`, `nbf` and `iat` as numbers.
+    times: dict[str, float]
     #: Some claim holds a list or object: hand out deep copies, so callers cannot edit ours.
     nested: bool
 
@@ -64,9 +74,7 @@ class VerifiedTokens:
         if entry is None:
             return None
         if (
-            entry.exp + leeway <= now
-            or entry.nbf - leeway > now
-            or entry.iat - leeway > now
+            time_problem(entry.times, now, leeway) is not None
             or keys.verifying.get(entry.key.kid) is not entry.key
             or entry.rules != rules
         ):
@@ -95,7 +103,7 @@ class VerifiedTokens:
         kept = _copy(claims) if nested else dict(claims)
         if kept is None:
             return  # too deeply nested to copy: verified in full each time instead
-        entry = _Entry(kept, key, rules, times["exp"], times["nbf"], times["iat"], nested)
+        entry = _Entry(kept, key, rules, times, nested)
         with self._lock:
             entries = self._entries
             while len(entries) >= self.limit:
@@ -104,10 +112,6 @@ class VerifiedTokens:
                 except (KeyError, RuntimeError, StopIteration):  # a reader evicted it first
                     break
             entries[token] = entry
-
-    def clear(self) -> None:
-        """Forget every token (the next request of each is fully verified again)."""
-        self._entries.clear()
 
 
 def _copy(claims: dict[str, Any]) -> dict[str, Any] | None:

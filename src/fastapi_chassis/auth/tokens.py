@@ -21,7 +21,7 @@ from typing import Any, Literal
 import jwt
 
 from fastapi_chassis.auth._keys import EnvVar, KeySet, load_keys, valid_kid
-from fastapi_chassis.auth._verified import VerifiedTokens
+from fastapi_chassis.auth._verified import VerifiedTokens, time_problem
 from fastapi_chassis.auth.principal import InvalidToken, Principal, TokenPair, parse_scopes
 from fastapi_chassis.settings import AuthSettings
 from fastapi_chassis.state import MemoryStore, StateStore
@@ -195,13 +195,10 @@ class TokenService:
         if len(token) > settings.max_token_bytes:
             raise InvalidToken("token too large")
         remember = kind == "access" and type(token) is str and self.verified.limit > 0
+        rules = (settings.issuer, settings.audience)
         if remember:
             remembered = self.verified.get(
-                token,
-                now=self.clock(),
-                leeway=settings.leeway,
-                keys=self.keys,
-                rules=(settings.issuer, settings.audience),
+                token, now=self.clock(), leeway=settings.leeway, keys=self.keys, rules=rules
             )
             if remembered is not None:
                 return remembered
@@ -248,7 +245,7 @@ class TokenService:
             raise InvalidToken("malformed token") from None
         times = self._check_claims(claims, kind)
         if remember:
-            self.verified.remember(token, claims, key, times, (settings.issuer, settings.audience))
+            self.verified.remember(token, claims, key, times, rules)
         return claims
 
     def _check_claims(self, claims: dict[str, Any], kind: TokenKind) -> dict[str, float]:
@@ -267,12 +264,9 @@ class TokenService:
                 raise InvalidToken(f"{name} is not a number") from None
             if not math.isfinite(times[name]):
                 raise InvalidToken(f"{name} is not a number")
-        if times["exp"] + leeway <= now:
-            raise InvalidToken("token expired")
-        if times["nbf"] - leeway > now:
-            raise InvalidToken("token not yet valid")
-        if times["iat"] - leeway > now:
-            raise InvalidToken("token issued in the future")
+        problem = time_problem(times, now, leeway)
+        if problem is not None:
+            raise InvalidToken(problem)
         if not claims["sub"] or not claims["jti"]:
             raise InvalidToken("empty sub or jti")
         scope = claims.get("scope", "")
