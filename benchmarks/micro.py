@@ -61,8 +61,7 @@ def jwt_rates(quick: bool) -> dict[str, dict[str, float]]:
         uncached = settings.model_copy(update={"verified_token_cache": 0})
         service = TokenService(uncached, store=MemoryStore())
         token = service.issue_access_token("user-1", scopes=["notes:read"])
-        cached = TokenService(settings, store=MemoryStore())
-        cached.keys = service.keys
+        cached = TokenService(settings, store=MemoryStore())  # same key: verifies `token`
         key = service.keys.signing
         out[name] = {
             "pyjwt jwt.decode": _per_second(

@@ -172,7 +172,7 @@ class AccessLogMiddleware:
                     agent_text = cached
                 line = (
                     f'{head}{status},"duration_ms":{duration_ms!r},"bytes":{sent},'
-                    f'"client":{"null" if client is None else escape(client)},'
+                    f'"client":{_json_text(client)},'
                     f'"user_agent":{agent_text}'
                 )
                 if route is None:
