@@ -21,7 +21,7 @@ import functools
 import inspect
 import logging
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -86,13 +86,13 @@ class ErrorBoundaryMiddleware:
             return
         progress = _NOT_STARTED
 
-        async def send_tracking_progress(message: Message) -> None:
+        def send_tracking_progress(message: Message) -> Awaitable[None]:
             nonlocal progress
             if message["type"] == "http.response.start":
                 progress = _STARTED
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 progress = _SENT
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_tracking_progress)

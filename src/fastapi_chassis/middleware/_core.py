@@ -16,7 +16,7 @@ The public classes stay as they are for apps that add them one by one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from starlette.middleware import Middleware
@@ -82,10 +82,10 @@ class CoreMiddleware:
             decorate = self._decorator(scope, request_id)
             if access is None and metrics is None:
 
-                async def send_decorated(message: Message) -> None:
+                def send_decorated(message: Message) -> Awaitable[None]:
                     if message["type"] == "http.response.start":
                         message["headers"] = decorate(message)
-                    await send(message)
+                    return send(message)
 
                 await self.app(scope, receive, send_decorated)
             else:

@@ -8,7 +8,7 @@ rejected is Starlette's decision, unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
@@ -16,6 +16,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fastapi_chassis._send import nothing
 from fastapi_chassis.errors import problem_body, problem_response
 from fastapi_chassis.middleware._problem import send_problem
 
@@ -45,25 +46,24 @@ class ProblemTrustedHostMiddleware(TrustedHostMiddleware):
             return
         replaced = False
 
-        async def send_checked(message: Message) -> None:
+        def send_checked(message: Message) -> Awaitable[None]:
             nonlocal replaced
             if replaced:
-                return  # the plain-text body of the rejection
+                return nothing()  # the plain-text body of the rejection
             if (
                 message["type"] == "http.response.start"
                 and message["status"] == 400
                 and not scope.get(_PASSED)
             ):
                 replaced = True
-                await send_problem(
+                return send_problem(
                     send,
                     400,
                     title="Bad Request",
                     code="invalid_host",
                     detail="the Host header does not name a host this service answers for",
                 )
-                return
-            await send(message)
+            return send(message)
 
         await super().__call__(scope, receive, send_checked)
 

@@ -10,7 +10,7 @@ own limit. Whichever layer detects an oversized body, the client gets one 413 pr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, TypeVar
 
 from fastapi import FastAPI
@@ -19,6 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_chassis._chassis import Chassis
 from fastapi_chassis._error_boundary import _NOT_STARTED, _SENT, _STARTED, ErrorBoundaryMiddleware
+from fastapi_chassis._scope import has_header
+from fastapi_chassis._send import nothing
 from fastapi_chassis.errors import ConfigurationError
 from fastapi_chassis.middleware._problem import send_problem
 
@@ -92,6 +94,8 @@ def body_limit(max_bytes: int | None) -> Callable[[F], F]:
 
 def _declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     """The request's Content-Length; raises `_Malformed` for non-numbers or conflicting values."""
+    if not has_header(headers, b"content-length"):
+        return None
     declared: int | None = None
     for name, value in headers:
         if name != b"content-length":
@@ -199,7 +203,7 @@ class BodyLimitMiddleware:
                     raise ContentTooLarge(limit)
             return message
 
-        async def send_limited(message: Message) -> None:
+        def send_limited(message: Message) -> Awaitable[None]:
             nonlocal replaced, progress
             kind = message["type"]
             if kind == "http.response.start":
@@ -207,15 +211,14 @@ class BodyLimitMiddleware:
             elif kind == "http.response.body" and not message.get("more_body"):
                 progress = _SENT
             if replaced:
-                return
+                return nothing()
             # Bodyless requests (no declared length, nothing exceeded) skip the lookup.
             if kind == "http.response.start" and (exceeded or declared is not None):
                 limit = self._limit(scope)
                 if exceeded or (limit is not None and declared is not None and declared > limit):
                     replaced = True
-                    await self._send_413(send, limit)
-                    return
-            await send(message)
+                    return self._send_413(send, limit)
+            return send(message)
 
         try:
             if boundary is None:

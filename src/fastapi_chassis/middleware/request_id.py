@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Awaitable
 from contextvars import Token
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_chassis._chassis import Chassis
 from fastapi_chassis._context import get_request_id, request_id_var, subject_var
+from fastapi_chassis._scope import has_header
 from fastapi_chassis.errors import ConfigurationError
 
 __all__ = [
@@ -40,6 +42,10 @@ _POOL_IDS = 256
 # UUIDv7 bytes 6 and 8 (the first and third random byte): version 7 and variant 0b10 bits.
 _VERSION = bytes(0x70 | (b & 0x0F) for b in range(256))
 _VARIANT = bytes(0x80 | (b & 0x3F) for b in range(256))
+# One id's random part as text, `-xxxx-xxxx-xxxxxxxxxxxx`, then a separator to split on; the
+# position in it of each of the 20 hex digits of the id's 10 random bytes.
+_RECORD = b"-" * 23 + b" "
+_DIGIT_AT = tuple(1 + digit + (digit >= 4) + (digit >= 8) for digit in range(20))
 _suffixes: list[str] = []
 # The current millisecond and its formatted part of the id (`0192a3b4-c5d6`), reused by every id
 # minted in that millisecond.
@@ -49,15 +55,16 @@ os.register_at_fork(after_in_child=_suffixes.clear)
 
 
 def _refill() -> None:
-    # 256 ids' random parts from one urandom call, version and variant bits set in bulk.
+    # 256 ids' random parts from one urandom call, version and variant bits set in bulk, and
+    # laid out as text by 20 strided copies (one per hex digit), not a Python loop per id.
     data = bytearray(os.urandom(10 * _POOL_IDS))
     data[0::10] = data[0::10].translate(_VERSION)
     data[2::10] = data[2::10].translate(_VARIANT)
-    text = data.hex()
-    _suffixes.extend(
-        f"-{text[i : i + 4]}-{text[i + 4 : i + 8]}-{text[i + 8 : i + 20]}"
-        for i in range(0, len(text), 20)
-    )
+    digits = data.hex().encode("ascii")
+    records = bytearray(_RECORD * _POOL_IDS)
+    for digit, at in enumerate(_DIGIT_AT):
+        records[at :: len(_RECORD)] = digits[digit::20]
+    _suffixes.extend(records.decode("ascii").split())
 
 
 def new_request_id() -> str:
@@ -116,8 +123,11 @@ class RequestIDMiddleware:
         self._valid = re.compile(rb"[A-Za-z0-9\-_.:]{1,%d}" % max_length)
 
     def _incoming(self, scope: Scope) -> str | None:
+        headers = scope["headers"]
+        if not has_header(headers, self.header):
+            return None
         found: bytes | None = None
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name == self.header:
                 if found is not None:
                     return None  # two ids: neither can be believed
@@ -159,12 +169,12 @@ class RequestIDMiddleware:
             header = self.header
             pair = (header, request_id.encode("ascii"))
 
-            async def send_with_id(message: Message) -> None:
+            def send_with_id(message: Message) -> Awaitable[None]:
                 if message["type"] == "http.response.start":
                     headers = [h for h in message.get("headers", ()) if h[0].lower() != header]
                     headers.append(pair)
                     message["headers"] = headers
-                await send(message)
+                return send(message)
 
             await self.app(scope, receive, send_with_id)
         finally:

@@ -8,7 +8,7 @@ where "https" comes from the socket or, from a trusted proxy only, the forwarded
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, TypeAlias
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -179,12 +179,12 @@ class SecurityHeadersMiddleware:
         extra, hsts = self._for_request(scope)
         names = self._names
 
-        async def send_with_headers(message: Message) -> None:
+        def send_with_headers(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 message["headers"] = add_missing(
                     list(message.get("headers", ())), extra, hsts, names
                 )
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_with_headers)
 

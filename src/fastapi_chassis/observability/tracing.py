@@ -12,7 +12,7 @@ return None, cheaply, when tracing is off or the extra is missing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -244,7 +244,7 @@ class _RouteOnSpan:
             return
         root_path = scope.get("root_path", "")
 
-        async def send_with_route(message: Message) -> None:
+        def send_with_route(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 template = getattr(scope.get("route"), "path_format", None)
                 if template is not None:
@@ -253,6 +253,6 @@ class _RouteOnSpan:
                     span.set_attribute("http.route", template)
                     method = scope.get("method", "")
                     span.update_name(f"{method if method in _KNOWN_METHODS else 'HTTP'} {template}")
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_with_route)
