@@ -114,3 +114,37 @@ async def test_subject_does_not_leak_into_the_callers_context_or_later_requests(
         assert subject_var.get() is None
         assert (await client.get("/public")).json() == {"anonymous": True}
     assert seen == [None]
+
+
+@pytest.mark.anyio
+async def test_a_request_served_inside_another_starts_anonymous_and_restores_the_outer_subject() -> (
+    None
+):
+    import httpx
+
+    app = build_app(ChassisSettings(environment="test"))
+    seen: list[str | None] = []
+
+    @app.get("/public")
+    async def public() -> dict[str, bool]:
+        seen.append(subject_var.get())
+        return {"ok": True}
+
+    @app.get("/me")
+    async def me(principal: CurrentPrincipal) -> dict[str, str]:
+        seen.append(subject_var.get())
+        return {"sub": principal.subject}
+
+    token = mint_token(app, "bob")
+    outer = subject_var.set("alice")  # as if this code ran inside alice's request
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/public")).status_code == 200
+            assert subject_var.get() == "alice"
+            auth = {"Authorization": f"Bearer {token}"}
+            assert (await client.get("/me", headers=auth)).json() == {"sub": "bob"}
+            assert subject_var.get() == "alice"
+    finally:
+        subject_var.reset(outer)
+    assert seen == [None, "bob"]

@@ -16,14 +16,14 @@ The public classes stay as they are for apps that add them one by one.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_chassis._chassis import Chassis
-from fastapi_chassis._scope import app_path
+from fastapi_chassis._scope import HEADER_NAME, app_path
 from fastapi_chassis.health import HealthRegistry, InFlightMiddleware
 from fastapi_chassis.middleware._observe import observe
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
@@ -62,6 +62,8 @@ class CoreMiddleware:
         self._metrics = MetricsMiddleware(app, **metrics) if metrics is not None else None
         self._registry = registry
         self._header = self._ids.header
+        # Every response header name this layer adds or replaces.
+        self._ours = self._security._names | {self._header}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,16 +81,21 @@ class CoreMiddleware:
                 access = None
             if metrics is not None and path in metrics.exclude_paths:
                 metrics = None
-            decorate = self._decorator(scope, request_id)
+            extra, hsts = self._security._for_request(scope)
+            pair = (self._header, request_id.encode("ascii"))
             if access is None and metrics is None:
 
                 def send_decorated(message: Message) -> Awaitable[None]:
                     if message["type"] == "http.response.start":
-                        message["headers"] = decorate(message)
+                        message["headers"] = self._decorate(message, pair, extra, hsts)
                     return send(message)
 
                 await self.app(scope, receive, send_decorated)
             else:
+
+                def decorate(message: Message) -> list[Header]:
+                    return self._decorate(message, pair, extra, hsts)
+
                 await observe(
                     self.app,
                     scope,
@@ -104,38 +111,28 @@ class CoreMiddleware:
             if registry is not None:
                 registry._request_finished()
 
-    def _decorator(self, scope: Scope, request_id: str) -> Callable[[Message], list[Header]]:
-        """The response headers with the security headers and this request's id added."""
-        extra, hsts = self._security._for_request(scope)
-        names = self._security._names
-        header = self._header
-        pair = (header, request_id.encode("ascii"))
-
-        def decorate(message: Message) -> list[Header]:
-            return _decorate(message, header, pair, extra, hsts, names)
-
-        return decorate
-
-
-def _decorate(
-    message: Message,
-    header: bytes,
-    pair: Header,
-    extra: Iterable[Header],
-    hsts: Header | None,
-    names: frozenset[bytes],
-) -> list[Header]:
-    """The response's headers without any id header of its own, plus ours."""
-    headers = []
-    present = set()
-    for item in message.get("headers", ()):
-        name = item[0].lower()
-        present.add(name)
-        if name != header:
-            headers.append(item)
-    headers = add_missing(headers, extra, hsts, names, present)
-    headers.append(pair)
-    return headers
+    def _decorate(
+        self, message: Message, pair: Header, extra: Iterable[Header], hsts: Header | None
+    ) -> list[Header]:
+        """The response's headers without any id header of its own, plus ours."""
+        own = message.get("headers", ())
+        present = set(map(bytes.lower, map(HEADER_NAME, own)))  # in C: no Python frame per header
+        if present.isdisjoint(self._ours):
+            # The usual case: the app set none of our headers, so add them all at once.
+            headers = [*own, *extra]
+            if hsts is not None:
+                headers.append(hsts)
+        else:
+            header = self._header
+            headers = add_missing(
+                [item for item in own if item[0].lower() != header],
+                extra,
+                hsts,
+                self._security._names,
+                present,
+            )
+        headers.append(pair)
+        return headers
 
 
 # The classes fused, outermost first; only the request id and security headers are required.

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_chassis._chassis import Chassis
 from fastapi_chassis._error_boundary import _NOT_STARTED, _SENT, _STARTED, ErrorBoundaryMiddleware
-from fastapi_chassis._scope import has_header
+from fastapi_chassis._scope import HEADER_NAME
 from fastapi_chassis._send import nothing
 from fastapi_chassis.errors import ConfigurationError
 from fastapi_chassis.middleware._problem import send_problem
@@ -94,8 +94,6 @@ def body_limit(max_bytes: int | None) -> Callable[[F], F]:
 
 def _declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     """The request's Content-Length; raises `_Malformed` for non-numbers or conflicting values."""
-    if not has_header(headers, b"content-length"):
-        return None
     declared: int | None = None
     for name, value in headers:
         if name != b"content-length":
@@ -165,8 +163,13 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = scope["headers"]
         try:
-            declared = _declared_length(scope["headers"])
+            declared = (
+                _declared_length(headers)
+                if b"content-length" in map(HEADER_NAME, headers)
+                else None
+            )
         except _Malformed:
             await send_problem(
                 send,

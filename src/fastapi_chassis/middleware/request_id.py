@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_chassis._chassis import Chassis
 from fastapi_chassis._context import get_request_id, request_id_var, subject_var
-from fastapi_chassis._scope import has_header
+from fastapi_chassis._scope import HEADER_NAME
 from fastapi_chassis.errors import ConfigurationError
 
 __all__ = [
@@ -35,8 +35,9 @@ __all__ = [
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-#: The context-variable tokens `_begin()` returns and `_end()` resets.
-RequestTokens = tuple[Token[str | None], Token[str | None]]
+#: The context-variable tokens `_begin()` returns and `_end()` resets (the subject's is None when
+#: no subject was set as the request began).
+RequestTokens = tuple[Token[str | None], Token[str | None] | None]
 
 _POOL_IDS = 256
 # UUIDv7 bytes 6 and 8 (the first and third random byte): version 7 and variant 0b10 bits.
@@ -123,11 +124,8 @@ class RequestIDMiddleware:
         self._valid = re.compile(rb"[A-Za-z0-9\-_.:]{1,%d}" % max_length)
 
     def _incoming(self, scope: Scope) -> str | None:
-        headers = scope["headers"]
-        if not has_header(headers, self.header):
-            return None
         found: bytes | None = None
-        for name, value in headers:
+        for name, value in scope["headers"]:
             if name == self.header:
                 if found is not None:
                     return None  # two ids: neither can be believed
@@ -138,7 +136,9 @@ class RequestIDMiddleware:
 
     def _mint(self, scope: Scope) -> str:
         """This request's id: the incoming one when trusted and safe, else a new one."""
-        return (self._incoming(scope) if self.trust_incoming else None) or new_request_id()
+        if self.trust_incoming and self.header in map(HEADER_NAME, scope["headers"]):
+            return self._incoming(scope) or new_request_id()
+        return new_request_id()
 
     def _begin(self, scope: Scope) -> tuple[str, RequestTokens]:
         """Mint or accept the id, put it in `scope["state"]` and the context; `_end()` undoes."""
@@ -147,14 +147,21 @@ class RequestIDMiddleware:
         if state is None:
             scope["state"] = state = {}
         state["request_id"] = request_id
-        # The auth dependencies set the subject; scoping it here (reset in `_end`) keeps it
-        # from leaking into the caller's context when the app runs in the caller's task.
-        return request_id, (request_id_var.set(request_id), subject_var.set(None))
+        # The auth dependencies set the subject; `_end` puts back what was there before, so it
+        # does not leak into the caller's context when the app runs in the caller's task. It
+        # starts as None; a context variable is set only when it was not None already (an app
+        # called from inside another request), as setting one costs more than reading it.
+        subject = subject_var.set(None) if subject_var.get() is not None else None
+        return request_id, (request_id_var.set(request_id), subject)
 
     @staticmethod
     def _end(tokens: RequestTokens) -> None:
-        subject_var.reset(tokens[1])
-        request_id_var.reset(tokens[0])
+        request, subject = tokens
+        if subject is not None:
+            subject_var.reset(subject)
+        elif subject_var.get() is not None:
+            subject_var.set(None)  # None before the request: None again
+        request_id_var.reset(request)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]

@@ -168,8 +168,11 @@ class SecurityHeadersMiddleware:
         if self._pages:
             extra = self._pages.get(self._route_path(scope), extra)
         hsts = self._hsts
-        if hsts is not None and not self._force_hsts and self._proxies.scheme(scope) != "https":
-            hsts = None
+        if hsts is not None and not self._force_hsts:
+            proxies = self._proxies
+            scheme = proxies.scheme(scope) if proxies else scope.get("scheme", "http")
+            if scheme != "https":
+                hsts = None
         return extra, hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
