@@ -242,10 +242,8 @@ def test_add_middleware_after_build_app_runs_inside_the_chassis_stack() -> None:
         assert crash.json()["status"] == 500
     assert seen == ["/ok", "/crash-in-mw"]
     classes = [m.cls for m in app.user_middleware]
-    # The boundary runs inside the body-limit layer (fused by default).
-    boundary = next(
-        i for i, cls in enumerate(classes) if cls.__name__ == "BoundedBodyLimitMiddleware"
-    )
+    # The boundary runs inside the core layer with the body limit (fused by default).
+    boundary = next(i for i, cls in enumerate(classes) if cls.__name__ == "CoreMiddleware")
     assert boundary < classes.index(Crashy)
 
 

@@ -23,7 +23,7 @@ from fastapi_chassis.auth._install import UserLoader, install_auth
 from fastapi_chassis.errors import ConfigurationError, install_error_handlers
 from fastapi_chassis.health import install_health
 from fastapi_chassis.middleware._bounded import fuse_inner_blocks
-from fastapi_chassis.middleware._core import fuse_outer_blocks
+from fastapi_chassis.middleware._core import fuse_body_limit, fuse_outer_blocks
 from fastapi_chassis.middleware._guards import ProblemCORSMiddleware, ProblemTrustedHostMiddleware
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
 from fastapi_chassis.middleware.body_limit import install_body_limit
@@ -132,6 +132,7 @@ def install(
     install_error_boundary(app, chassis)
     fuse_outer_blocks(chassis)  # in-flight .. security headers: one layer when adjacent
     fuse_inner_blocks(chassis)  # body limit + boundary: one layer when adjacent
+    fuse_body_limit(chassis)  # and that layer inside the first, when adjacent
 
     app.user_middleware = _MiddlewareList(
         [*chassis.outer_middleware, *app.user_middleware, *chassis.inner_middleware],

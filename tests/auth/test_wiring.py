@@ -117,9 +117,7 @@ async def test_subject_does_not_leak_into_the_callers_context_or_later_requests(
 
 
 @pytest.mark.anyio
-async def test_a_request_served_inside_another_starts_anonymous_and_restores_the_outer_subject() -> (
-    None
-):
+async def test_a_request_inside_another_starts_anonymous_and_restores_the_outer_subject() -> None:
     import httpx
 
     app = build_app(ChassisSettings(environment="test"))

@@ -250,14 +250,18 @@ class AnswersEarly:
         await self.app(scope, receive, send)
 
 
-def test_middleware_outside_the_boundary_build_the_same_type_uris(make_app: MakeApp) -> None:
+def test_middleware_outside_the_boundary_build_the_same_type_uris(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi_chassis import app as app_module
     from fastapi_chassis.middleware._bounded import BoundedBodyLimitMiddleware
 
     settings = ChassisSettings(
         environment="test", errors=ErrorsSettings(type_base_url="https://errors.example.com")
     )
+    # By default the boundary runs inside the core layer; unfused, inside the body limit's.
+    monkeypatch.setattr(app_module, "fuse_body_limit", lambda chassis: None)
     app = make_app(settings)
-    # The boundary runs inside the body-limit layer (fused by default).
     boundary_at = [m.cls for m in app.user_middleware].index(BoundedBodyLimitMiddleware)
     app.user_middleware.insert(boundary_at, Middleware(AnswersEarly))
     with TestClient(app) as client:

@@ -363,3 +363,24 @@ def test_any_content_length_value_gets_a_clean_answer_never_a_crash(value: bytes
         assert result.status == 413
     else:
         assert result.status == 200
+
+
+_header_names = st.sampled_from([b"content-length", b"content-type", b"x-other"])
+_header_values = st.binary(max_size=25) | st.from_regex(rb"\A[0-9 ,\t]{1,25}\Z")
+
+
+@settings(max_examples=300, deadline=None)
+@given(headers=st.lists(st.tuples(_header_names, _header_values), max_size=5))
+def test_content_length_fast_path_agrees_with_the_full_parser(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    # A list of headers takes the C-level fast path; any other iterable the full parser.
+    from fastapi_chassis.middleware.body_limit import _declared_length, _Malformed
+
+    def parse(value: Any) -> int | str | None:
+        try:
+            return _declared_length(value)
+        except _Malformed:
+            return "malformed"
+
+    assert parse(headers) == parse(iter(headers))

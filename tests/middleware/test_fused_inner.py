@@ -1,10 +1,12 @@
 """The fused body limit + error boundary answer and log exactly as the two separate layers.
 
 `install()` replaces the adjacent `BodyLimitMiddleware` and `ErrorBoundaryMiddleware` with one
-`BoundedBodyLimitMiddleware`. Every scenario where the two interact (limits hit before, during
-and after the handler; crashes before and after the response started; handlers that swallow
-the limit error; errors raised in the app's own middleware) runs through an app built normally
-and one built with that fusion switched off: status, headers, body and log lines must match.
+`BoundedBodyLimitMiddleware`, and moves that into the `CoreMiddleware` right outside it. Every
+scenario where the two interact (limits hit before, during and after the handler; crashes
+before and after the response started; handlers that swallow the limit error; errors raised in
+the app's own middleware) runs through an app built normally, one with only the first fusion
+and one with neither, with and without the access log (which takes another path through
+`CoreMiddleware`): status, headers, body and log lines must match.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from fastapi_chassis import app as app_module
 from fastapi_chassis._error_boundary import ErrorBoundaryMiddleware
 from fastapi_chassis.errors import NotFound
 from fastapi_chassis.middleware._bounded import BoundedBodyLimitMiddleware
+from fastapi_chassis.middleware._core import CoreMiddleware
 from fastapi_chassis.middleware.body_limit import BodyLimitMiddleware, ContentTooLarge
 from tests._logs import LogCapture, capture_logs
 from tests.middleware.asgi import Result, chunks, request
@@ -59,11 +62,26 @@ class RaisesInOwnMiddleware:
         await self.app(scope, receive, send)
 
 
-def make_app(fused: bool, monkeypatch: pytest.MonkeyPatch) -> FastAPI:
+#: How far `install()` fuses: everything (the default), the inner pair only, or nothing.
+FUSIONS = ("all", "inner", "none")
+
+
+def settings_for(access_log: bool) -> ChassisSettings:
+    return ChassisSettings(
+        _env_file=None, **{**SETTINGS, "logging": {"json_output": True, "access_log": access_log}}
+    )
+
+
+def make_app(
+    fused: bool | str, monkeypatch: pytest.MonkeyPatch, *, access_log: bool = True
+) -> FastAPI:
+    fusion = {True: "all", False: "none"}.get(fused, fused)
     with monkeypatch.context() as patch:
-        if not fused:
+        if fusion != "all":
+            patch.setattr(app_module, "fuse_body_limit", lambda chassis: None)
+        if fusion == "none":
             patch.setattr(app_module, "fuse_inner_blocks", lambda chassis: None)
-        app = build_app(ChassisSettings(_env_file=None, **SETTINGS))
+        app = build_app(settings_for(access_log))
     app.add_middleware(RaisesInOwnMiddleware)
 
     @app.post("/echo")
@@ -169,31 +187,40 @@ CASES: list[tuple[str, str, list[tuple[bytes, bytes]], list[bytes]]] = [
 async def test_the_body_limit_and_boundary_are_one_layer_by_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    fused = [entry.cls for entry in make_app(True, monkeypatch).user_middleware]
-    assert BoundedBodyLimitMiddleware in fused
-    assert BodyLimitMiddleware not in fused
-    assert ErrorBoundaryMiddleware not in fused
+    default = make_app(True, monkeypatch).user_middleware
+    classes = [entry.cls for entry in default]
+    assert CoreMiddleware in classes
+    assert not {BoundedBodyLimitMiddleware, BodyLimitMiddleware, ErrorBoundaryMiddleware} & set(
+        classes
+    )
+    core = default[classes.index(CoreMiddleware)]
+    assert core.kwargs["body_limit"]["max_bytes"] == 1000
+    assert "boundary" in core.kwargs["body_limit"]
+    inner = [entry.cls for entry in make_app("inner", monkeypatch).user_middleware]
+    assert inner[inner.index(CoreMiddleware) + 1] is BoundedBodyLimitMiddleware
     separate = [entry.cls for entry in make_app(False, monkeypatch).user_middleware]
     at = separate.index(BodyLimitMiddleware)
     assert separate[at + 1] is ErrorBoundaryMiddleware
 
 
+@pytest.mark.parametrize("access_log", [True, False], ids=["access-log", "no-access-log"])
 @pytest.mark.parametrize(("method", "path", "headers", "body"), CASES)
 async def test_fused_and_separate_layers_answer_and_log_the_same(
     method: str,
     path: str,
     headers: list[tuple[bytes, bytes]],
     body: list[bytes],
+    access_log: bool,
     logs: LogCapture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen = []
-    for fused in (True, False):
-        app = make_app(fused, monkeypatch)  # configures logging: capture after it
-        logs.configure(ChassisSettings(_env_file=None, **SETTINGS))
+    for fusion in FUSIONS:
+        app = make_app(fusion, monkeypatch, access_log=access_log)  # configures logging first
+        logs.configure(settings_for(access_log))
         result = await request(app, path, method=method, headers=headers, body=body)
         seen.append((_comparable(result), _lines(logs), result.bytes_pulled))
-    assert seen[0] == seen[1]
+    assert seen[0] == seen[1] == seen[2]
     (status, _, payload), lines, pulled = seen[0]
     if path == "/gone":
         assert status == 0  # nothing is sent to a client that left
@@ -205,11 +232,15 @@ async def test_fused_and_separate_layers_answer_and_log_the_same(
     assert status != 0
     if status == 413:
         assert pulled <= 1000 + 600  # never more than the limit plus one chunk
-    assert [line["status"] for line in lines if line.get("event") == "request"] == [status]
+    requests = [line["status"] for line in lines if line.get("event") == "request"]
+    assert requests == ([status] if access_log else [])
 
 
-async def test_expected_answers_of_the_fused_layer(monkeypatch: pytest.MonkeyPatch) -> None:
-    app = make_app(True, monkeypatch)
+@pytest.mark.parametrize("access_log", [True, False], ids=["access-log", "no-access-log"])
+async def test_expected_answers_of_the_fused_layer(
+    access_log: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(True, monkeypatch, access_log=access_log)
     over = await request(app, "/echo", method="POST", body=list(chunks(1800, 600)))
     assert over.status == 413
     assert over.header("connection") == "close"

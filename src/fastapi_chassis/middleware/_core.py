@@ -25,8 +25,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fastapi_chassis._chassis import Chassis
 from fastapi_chassis._scope import HEADER_NAME, app_path
 from fastapi_chassis.health import HealthRegistry, InFlightMiddleware
+from fastapi_chassis.middleware._bounded import BoundedBodyLimitMiddleware
 from fastapi_chassis.middleware._observe import observe
 from fastapi_chassis.middleware.access_log import AccessLogMiddleware
+from fastapi_chassis.middleware.body_limit import BodyLimitMiddleware, _Malformed, decorating
 from fastapi_chassis.middleware.request_id import RequestIDMiddleware
 from fastapi_chassis.middleware.security_headers import (
     Header,
@@ -35,7 +37,7 @@ from fastapi_chassis.middleware.security_headers import (
 )
 from fastapi_chassis.observability.metrics import MetricsMiddleware
 
-__all__ = ["CoreMiddleware", "fuse_outer_blocks"]
+__all__ = ["CoreMiddleware", "fuse_body_limit", "fuse_outer_blocks"]
 
 
 class CoreMiddleware:
@@ -43,6 +45,8 @@ class CoreMiddleware:
 
     Takes the options each block's own middleware takes; `access_log`, `metrics` and
     `registry` are optional. Output and side effects are those of the separate middleware.
+    `body_limit` (the options of `BoundedBodyLimitMiddleware`, or of `BodyLimitMiddleware`
+    without `boundary`) runs the body limit right inside, as the next layer would.
     """
 
     def __init__(
@@ -54,8 +58,15 @@ class CoreMiddleware:
         access_log: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
         registry: HealthRegistry | None = None,
+        body_limit: dict[str, Any] | None = None,
     ) -> None:
         self.app = app
+        self._limiter: BodyLimitMiddleware | None = None
+        if body_limit is not None:
+            limiter = (
+                BoundedBodyLimitMiddleware if "boundary" in body_limit else BodyLimitMiddleware
+            )
+            self._limiter = limiter(app, **body_limit)
         self._ids = RequestIDMiddleware(app, **request_id)
         self._security = SecurityHeadersMiddleware(app, **security_headers)
         self._access = AccessLogMiddleware(app, **access_log) if access_log is not None else None
@@ -83,7 +94,25 @@ class CoreMiddleware:
                 metrics = None
             extra, hsts = self._security._for_request(scope)
             pair = (self._header, request_id.encode("ascii"))
-            if access is None and metrics is None:
+            limiter = self._limiter
+            if access is None and metrics is None and limiter is not None:
+                # The body limit's own `send` decorates the headers: one wrapper, not two.
+
+                def decorate(message: Message) -> list[Header]:
+                    return self._decorate(message, pair, extra, hsts)
+
+                try:
+                    limited = limiter._open(scope, receive, send, decorate)
+                except _Malformed:
+                    await limiter._send_400(decorating(send, decorate))
+                    return
+                try:
+                    await self.app(scope, limited.receive, limited.send)
+                except Exception as exc:
+                    await limiter._fail(limited, exc)
+                finally:
+                    limiter._close(limited)
+            elif access is None and metrics is None:
 
                 def send_decorated(message: Message) -> Awaitable[None]:
                     if message["type"] == "http.response.start":
@@ -97,7 +126,7 @@ class CoreMiddleware:
                     return self._decorate(message, pair, extra, hsts)
 
                 await observe(
-                    self.app,
+                    self.app if limiter is None else limiter,
                     scope,
                     receive,
                     send,
@@ -177,6 +206,21 @@ def fuse_outer_blocks(chassis: Chassis) -> None:
     if fused._header in fused._security._names:
         return  # the id header is also a security header: keep the two passes in their order
     stack[first : last + 1] = [Middleware(CoreMiddleware, **options)]
+
+
+def fuse_body_limit(chassis: Chassis) -> None:
+    """Move a body limit right inside `CoreMiddleware` into it (after the other fusions)."""
+    stack = chassis.outer_middleware
+    classes: list[Any] = [entry.cls for entry in stack]
+    for at in range(len(stack) - 1):
+        if classes[at] is CoreMiddleware and classes[at + 1] in (
+            BoundedBodyLimitMiddleware,
+            BodyLimitMiddleware,
+        ):
+            core, limit = stack[at], stack[at + 1]
+            options: dict[str, Any] = {**core.kwargs, "body_limit": dict(limit.kwargs)}
+            stack[at : at + 2] = [Middleware(CoreMiddleware, **options)]
+            return
 
 
 async def _unused(scope: Scope, receive: Receive, send: Send) -> None:

@@ -44,6 +44,7 @@ _CLOSE = [(b"connection", b"close")]
 _MAX_DIGITS = 19
 
 F = TypeVar("F", bound=Callable[..., Any])
+Header = tuple[bytes, bytes]
 
 
 class ContentTooLarge(HTTPException):
@@ -94,6 +95,16 @@ def body_limit(max_bytes: int | None) -> Callable[[F], F]:
 
 def _declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     """The request's Content-Length; raises `_Malformed` for non-numbers or conflicting values."""
+    if isinstance(headers, list):
+        # The usual cases, found by scans that run in C: no Content-Length, or one plain number.
+        names = list(map(HEADER_NAME, headers))
+        count = names.count(b"content-length")
+        if count == 0:
+            return None
+        if count == 1:
+            value = headers[names.index(b"content-length")][1]
+            if value.isdigit() and len(value) <= _MAX_DIGITS:
+                return int(value)
     declared: int | None = None
     for name, value in headers:
         if name != b"content-length":
@@ -126,6 +137,102 @@ def _limit_error(exc: BaseException) -> ContentTooLarge | None:
             if linked is not None:
                 stack.append(linked)
     return None
+
+
+class _Limited:
+    """One request under a `BodyLimitMiddleware`: the bytes received, how far the response got.
+
+    The app gets `receive` and `send`. `decorate` (set by the fused `CoreMiddleware`) rewrites
+    the response headers as they start, on the app's response and on the limit's own answers.
+    """
+
+    __slots__ = (
+        "_receive",
+        "_send",
+        "declared",
+        "decorate",
+        "exceeded",
+        "limiter",
+        "previous",
+        "progress",
+        "received",
+        "replaced",
+        "scope",
+    )
+
+    def __init__(
+        self,
+        limiter: BodyLimitMiddleware,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        declared: int | None,
+    ) -> None:
+        self.limiter = limiter
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self.declared = declared
+        self.decorate: Callable[[Message], list[Header]] | None = None
+        self.previous: object = _UNSET  # the limit in the scope before ours
+        self.received = 0
+        self.exceeded = False  # the app was told the body is too large
+        self.replaced = False  # the app's response was replaced by the 413
+        self.progress = _NOT_STARTED  # how far the response got (the boundary needs it too)
+
+    async def receive(self) -> Message:
+        if self.exceeded:  # the app was told once; after that the client is gone for it
+            return {"type": "http.disconnect"}
+        limit = self.limiter._limit(self.scope)
+        declared = self.declared
+        if limit is not None and declared is not None and declared > limit:
+            self.exceeded = True
+            raise ContentTooLarge(limit)
+        message = await self._receive()
+        if limit is not None and message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > limit:
+                self.exceeded = True
+                raise ContentTooLarge(limit)
+        return message
+
+    def send(self, message: Message) -> Awaitable[None]:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.progress = _STARTED
+            if self.replaced:
+                return nothing()
+            declared = self.declared
+            # Bodyless requests (no declared length, nothing exceeded) skip the lookup.
+            if self.exceeded or declared is not None:
+                limit = self.limiter._limit(self.scope)
+                if self.exceeded or (
+                    limit is not None and declared is not None and declared > limit
+                ):
+                    self.replaced = True
+                    return self.limiter._send_413(self.answers(), limit)
+            if self.decorate is not None:
+                message["headers"] = self.decorate(message)
+        elif kind == "http.response.body" and not message.get("more_body"):
+            self.progress = _SENT
+        if self.replaced:
+            return nothing()
+        return self._send(message)
+
+    def answers(self) -> Send:
+        """The `send` for the limit's own responses: the server's, decorated like the app's."""
+        return self._send if self.decorate is None else decorating(self._send, self.decorate)
+
+
+def decorating(send: Send, decorate: Callable[[Message], list[Header]]) -> Send:
+    """`send` with the response headers replaced by `decorate(message)` as the response starts."""
+
+    def send_decorated(message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            message["headers"] = decorate(message)
+        return send(message)
+
+    return send_decorated
 
 
 class BodyLimitMiddleware:
@@ -163,89 +270,74 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = scope["headers"]
         try:
-            declared = (
-                _declared_length(headers)
-                if b"content-length" in map(HEADER_NAME, headers)
-                else None
-            )
+            request = self._open(scope, receive, send)
         except _Malformed:
-            await send_problem(
-                send,
-                400,
-                title="Bad Request",
-                code="invalid_content_length",
-                detail="Content-Length must be one non-negative decimal number",
-                headers=_CLOSE,
-            )
+            await self._send_400(send)
             return
+        try:
+            await self.app(scope, request.receive, request.send)
+        except Exception as exc:
+            await self._fail(request, exc)
+        finally:
+            self._close(request)
 
-        previous = scope.get(MAX_BODY_SIZE_SCOPE_KEY, _UNSET)
+    def _open(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        decorate: Callable[[Message], list[Header]] | None = None,
+    ) -> _Limited:
+        """Start one request under this limit; raises `_Malformed` for a bad Content-Length.
+
+        `__call__` and the fused `CoreMiddleware` run the app between `_open()` and `_close()`,
+        with `_fail()` for what it raises.
+        """
+        request = _Limited(self, scope, receive, send, _declared_length(scope["headers"]))
+        request.decorate = decorate
+        request.previous = scope.get(MAX_BODY_SIZE_SCOPE_KEY, _UNSET)
         if self.max_bytes is not None:
             scope[MAX_BODY_SIZE_SCOPE_KEY] = self.max_bytes
-        received = 0
-        exceeded = False
-        replaced = False
+        return request
+
+    async def _fail(self, request: _Limited, exc: Exception) -> None:
+        """What the app raised: the fused boundary answers it, else a 413 if over the limit."""
         boundary = self._boundary
-        progress = _NOT_STARTED  # how far the response got (the boundary needs it too)
+        if boundary is not None:
+            # As `ErrorBoundaryMiddleware(app)` inside this layer, minus its own wrapper:
+            # `request.send` tracks how far the response got for it.
+            try:
+                await boundary._handle(
+                    exc, request.progress, request.scope, request.receive, request.send
+                )
+                return
+            except Exception as again:
+                exc = again
+        error = _limit_error(exc)
+        if error is None or (request.progress != _NOT_STARTED and not request.replaced):
+            raise exc
+        if request.progress == _NOT_STARTED:
+            await self._send_413(request.answers(), error.limit)
 
-        async def receive_limited() -> Message:
-            nonlocal received, exceeded
-            if exceeded:  # the app was told once; after that the client is gone for it
-                return {"type": "http.disconnect"}
-            limit = self._limit(scope)
-            if limit is not None and declared is not None and declared > limit:
-                exceeded = True
-                raise ContentTooLarge(limit)
-            message = await receive()
-            if limit is not None and message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    exceeded = True
-                    raise ContentTooLarge(limit)
-            return message
+    @staticmethod
+    def _close(request: _Limited) -> None:
+        scope = request.scope
+        if request.previous is _UNSET:
+            scope.pop(MAX_BODY_SIZE_SCOPE_KEY, None)
+        else:
+            scope[MAX_BODY_SIZE_SCOPE_KEY] = request.previous
 
-        def send_limited(message: Message) -> Awaitable[None]:
-            nonlocal replaced, progress
-            kind = message["type"]
-            if kind == "http.response.start":
-                progress = _STARTED
-            elif kind == "http.response.body" and not message.get("more_body"):
-                progress = _SENT
-            if replaced:
-                return nothing()
-            # Bodyless requests (no declared length, nothing exceeded) skip the lookup.
-            if kind == "http.response.start" and (exceeded or declared is not None):
-                limit = self._limit(scope)
-                if exceeded or (limit is not None and declared is not None and declared > limit):
-                    replaced = True
-                    return self._send_413(send, limit)
-            return send(message)
-
-        try:
-            if boundary is None:
-                await self.app(scope, receive_limited, send_limited)
-            else:
-                # As `ErrorBoundaryMiddleware(app)` inside this layer, minus its own wrapper:
-                # `send_limited` tracks how far the response got for it.
-                try:
-                    await self.app(scope, receive_limited, send_limited)
-                except Exception as exc:
-                    await boundary._handle(exc, progress, scope, receive_limited, send_limited)
-        except Exception as exc:
-            error = _limit_error(exc)
-            if error is None:
-                raise
-            if progress == _NOT_STARTED:
-                await self._send_413(send, error.limit)
-            elif not replaced:
-                raise
-        finally:
-            if previous is _UNSET:
-                scope.pop(MAX_BODY_SIZE_SCOPE_KEY, None)
-            else:
-                scope[MAX_BODY_SIZE_SCOPE_KEY] = previous
+    @staticmethod
+    async def _send_400(send: Send) -> None:
+        await send_problem(
+            send,
+            400,
+            title="Bad Request",
+            code="invalid_content_length",
+            detail="Content-Length must be one non-negative decimal number",
+            headers=_CLOSE,
+        )
 
     @staticmethod
     async def _send_413(send: Send, limit: int | None) -> None:

@@ -154,6 +154,7 @@ class SecurityHeadersMiddleware:
             if isinstance(trusted_proxies, TrustedProxies)
             else TrustedProxies(trusted_proxies)
         )
+        self._forwarded = bool(self._proxies)  # whether any forwarded proto can be believed
 
     def _route_path(self, scope: Scope) -> str:
         path: str = scope["path"]
@@ -170,7 +171,7 @@ class SecurityHeadersMiddleware:
         hsts = self._hsts
         if hsts is not None and not self._force_hsts:
             proxies = self._proxies
-            scheme = proxies.scheme(scope) if proxies else scope.get("scheme", "http")
+            scheme = proxies.scheme(scope) if self._forwarded else scope.get("scheme", "http")
             if scheme != "https":
                 hsts = None
         return extra, hsts
