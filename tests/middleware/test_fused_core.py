@@ -221,3 +221,33 @@ async def _raise(scope: Any, receive: Any, send: Any) -> None:
 
 async def _nothing(*args: Any) -> Any:
     return None
+
+
+class OneShotHeaders:
+    """The app's own middleware handing its response headers on as a one-shot iterator."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def send_iterated(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = iter(message.get("headers", ()))
+            await send(message)
+
+        await self.app(scope, receive, send_iterated)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("access_log", [True, False], ids=["access-log", "no-access-log"])
+async def test_response_headers_given_as_any_iterable_are_all_kept(
+    access_log: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(True, monkeypatch, logging={"access_log": access_log})
+    app.add_middleware(OneShotHeaders)
+    result = await request(app, "/items/3", headers=[(b"x-request-id", b"abc")])
+    assert result.status == 200
+    assert result.header("content-type") == "application/json"
+    assert result.header("content-length") == str(len(result.body))
+    assert result.header("x-request-id") == "abc"
+    assert result.header("x-content-type-options") == "nosniff"

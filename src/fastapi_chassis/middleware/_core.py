@@ -145,6 +145,8 @@ class CoreMiddleware:
     ) -> list[Header]:
         """The response's headers without any id header of its own, plus ours."""
         own = message.get("headers", ())
+        if type(own) is not list and type(own) is not tuple:
+            own = list(own)  # any iterable (ASGI): read it once
         present = set(map(bytes.lower, map(HEADER_NAME, own)))  # in C: no Python frame per header
         if present.isdisjoint(self._ours):
             # The usual case: the app set none of our headers, so add them all at once.
