@@ -16,7 +16,7 @@ The public classes stay as they are for apps that add them one by one.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.middleware import Middleware
@@ -95,12 +95,12 @@ class CoreMiddleware:
             extra, hsts = self._security._for_request(scope)
             pair = (self._header, request_id.encode("ascii"))
             limiter = self._limiter
+
+            def decorate(message: Message) -> list[Header]:
+                return self._decorate(message, pair, extra, hsts)
+
             if access is None and metrics is None and limiter is not None:
                 # The body limit's own `send` decorates the headers: one wrapper, not two.
-
-                def decorate(message: Message) -> list[Header]:
-                    return self._decorate(message, pair, extra, hsts)
-
                 try:
                     limited = limiter._open(scope, receive, send, decorate)
                 except _Malformed:
@@ -113,18 +113,8 @@ class CoreMiddleware:
                 finally:
                     limiter._close(limited)
             elif access is None and metrics is None:
-
-                def send_decorated(message: Message) -> Awaitable[None]:
-                    if message["type"] == "http.response.start":
-                        message["headers"] = self._decorate(message, pair, extra, hsts)
-                    return send(message)
-
-                await self.app(scope, receive, send_decorated)
+                await self.app(scope, receive, decorating(send, decorate))
             else:
-
-                def decorate(message: Message) -> list[Header]:
-                    return self._decorate(message, pair, extra, hsts)
-
                 await observe(
                     self.app if limiter is None else limiter,
                     scope,

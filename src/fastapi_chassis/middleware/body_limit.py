@@ -167,13 +167,14 @@ class _Limited:
         receive: Receive,
         send: Send,
         declared: int | None,
+        decorate: Callable[[Message], list[Header]] | None,
     ) -> None:
         self.limiter = limiter
         self.scope = scope
         self._receive = receive
         self._send = send
         self.declared = declared
-        self.decorate: Callable[[Message], list[Header]] | None = None
+        self.decorate = decorate
         self.previous: object = _UNSET  # the limit in the scope before ours
         self.received = 0
         self.exceeded = False  # the app was told the body is too large
@@ -294,8 +295,8 @@ class BodyLimitMiddleware:
         `__call__` and the fused `CoreMiddleware` run the app between `_open()` and `_close()`,
         with `_fail()` for what it raises.
         """
-        request = _Limited(self, scope, receive, send, _declared_length(scope["headers"]))
-        request.decorate = decorate
+        declared = _declared_length(scope["headers"])
+        request = _Limited(self, scope, receive, send, declared, decorate)
         request.previous = scope.get(MAX_BODY_SIZE_SCOPE_KEY, _UNSET)
         if self.max_bytes is not None:
             scope[MAX_BODY_SIZE_SCOPE_KEY] = self.max_bytes
