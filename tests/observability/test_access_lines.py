@@ -47,10 +47,12 @@ class _Route:
         self.path = path
 
 
-def _two_ways(scope: dict[str, Any], status: int, sent: int, disconnected: bool) -> tuple[str, str]:
+def _two_ways(
+    scope: dict[str, Any], status: int, sent: int, disconnected: bool, elapsed: float = 0.25
+) -> tuple[str, str]:
     """(direct text, chain text) of the access line for `scope`, timestamps blanked."""
     stream = _configure()
-    middleware = AccessLogMiddleware(_app, clock=lambda: 1.25)
+    middleware = AccessLogMiddleware(_app, clock=lambda: 1.0 + elapsed)
     path = scope["path"]
     middleware._log(scope, "", path, status, sent, 1.0, disconnected=disconnected)
     assert middleware._direct is not None, "the direct path should be in force"
@@ -84,6 +86,8 @@ bound_names = st.sampled_from(
     client=optional_text,
     user_agent=st.none() | st.binary(max_size=40),
     disconnected=st.booleans(),
+    # Seconds on the injected clock: sub-millisecond, whole hours, and backwards.
+    elapsed=st.floats(min_value=-5, max_value=1e7, allow_nan=False) | st.sampled_from([0.0, 1e-7]),
     request_id=optional_text,
     subject=optional_text,
     bound=st.dictionaries(bound_names, bound_values, max_size=4),
@@ -97,6 +101,7 @@ def test_direct_lines_are_byte_for_byte_the_chain_lines(
     client: str | None,
     user_agent: bytes | None,
     disconnected: bool,
+    elapsed: float,
     request_id: str | None,
     subject: str | None,
     bound: dict[str, Any],
@@ -115,7 +120,7 @@ def test_direct_lines_are_byte_for_byte_the_chain_lines(
     who = subject_var.set(subject)
     structlog.contextvars.bind_contextvars(**bound)
     try:
-        direct, chain = _two_ways(scope, status, sent, disconnected)
+        direct, chain = _two_ways(scope, status, sent, disconnected, elapsed)
     finally:
         structlog.contextvars.clear_contextvars()
         subject_var.reset(who)
@@ -124,6 +129,7 @@ def test_direct_lines_are_byte_for_byte_the_chain_lines(
     line = json.loads(direct)
     assert line["status"] == status
     assert line["level"] == ("error" if status >= 500 else "info")
+    assert line["duration_ms"] == round((1.0 + elapsed - 1.0) * 1_000_000) / 1000
 
 
 def test_direct_lines_need_the_chassis_json_chain() -> None:

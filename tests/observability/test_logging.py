@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
+from unittest.mock import patch
 
 import anyio
 import anyio.lowlevel
@@ -20,11 +22,14 @@ import structlog
 from fastapi import BackgroundTasks, FastAPI
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from fastapi_chassis import ChassisSettings, LoggingSettings, build_app
 from fastapi_chassis._context import subject_var
-from fastapi_chassis.observability import REDACTED, Logger, Redactor, configure_logging
+from fastapi_chassis.observability import REDACTED, Logger, Redactor, _lines, configure_logging
+from fastapi_chassis.observability._lines import _Enrich
 from tests._logs import LogCapture, SetRequestId, capture_logs, rid
 from tests.conftest import ROOT, subprocess_env
 from tests.examples._run import run_python
@@ -444,3 +449,16 @@ def test_a_broken_log_stream_does_not_fail_the_request() -> None:
             assert client.get("/ok").json() == {"ok": True}
     finally:
         configure_logging(ChassisSettings())
+
+
+@settings(max_examples=300)
+@given(now=st.floats(min_value=0, max_value=4e9, allow_nan=False) | st.integers(0, 4 * 10**9))
+def test_the_timestamp_is_utc_with_the_milliseconds_cut_not_rounded(now: float) -> None:
+    enrich = _Enrich()
+    with patch.object(_lines.time, "time", return_value=now):
+        stamp = enrich.timestamp()
+    second = int(now)
+    millis = int((now - second) * 1000)
+    expected = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    assert stamp == f"{expected}.{min(millis, 999):03d}Z"
+    assert ISO_UTC.match(stamp)

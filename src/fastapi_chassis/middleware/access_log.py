@@ -132,7 +132,8 @@ class AccessLogMiddleware:
         *,
         disconnected: bool,
     ) -> None:
-        duration_ms = round((self._clock() - start) * 1000, 3)
+        # Whole microseconds: the line shows milliseconds with at most three decimals.
+        micros = round((self._clock() - start) * 1_000_000)
         logger = self._logger
         if logger is None:
             # Bound on first use so configure_logging() may run after the app is built.
@@ -170,8 +171,14 @@ class AccessLogMiddleware:
                         cached = escape(_user_agent(agent))
                         _remember(self._agents, agent, cached)
                     agent_text = cached
+                # `repr(micros / 1000)`, as the renderer writes the float, without its dtoa.
+                duration = (
+                    f"{micros // 1000}.{_FRACTIONS[micros % 1000]}"
+                    if micros >= 0
+                    else repr(micros / 1000)
+                )
                 line = (
-                    f'{head}{status},"duration_ms":{duration_ms!r},"bytes":{sent},'
+                    f'{head}{status},"duration_ms":{duration},"bytes":{sent},'
                     f'"client":{_json_text(client)},'
                     f'"user_agent":{agent_text}'
                 )
@@ -185,7 +192,7 @@ class AccessLogMiddleware:
             "method": method,
             "route": route,
             "status": status,
-            "duration_ms": duration_ms,
+            "duration_ms": micros / 1000,
             "bytes": sent,
             "client": client,
             "user_agent": None if agent is None else _user_agent(agent),
@@ -215,6 +222,9 @@ def _user_agent(value: bytes) -> str:
 
 _CACHED = 256
 
+#: The decimals of n / 1000 as `repr()` writes them: "0" for 0, "5" for 500, "005" for 5.
+_FRACTIONS = tuple(f"{n:03d}".rstrip("0") or "0" for n in range(1000))
+
 
 def _remember(cache: dict[Any, str], key: Any, text: str) -> None:
     if len(cache) >= _CACHED:
@@ -232,6 +242,8 @@ def _route_template(scope: Scope, root_path: str) -> str | None:
         return None
     # Mounts add the matched prefix to root_path in place; the route's path is relative to it.
     mounted: str = scope.get("root_path", "")
+    if mounted == root_path:
+        return template  # not inside a mount: the usual request
     prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
     if isinstance(route, Mount):
         return prefix or template

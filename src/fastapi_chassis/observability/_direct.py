@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, MutableMapping
-from operator import is_
 from typing import Any
 
 from structlog.contextvars import merge_contextvars
@@ -52,8 +51,8 @@ class _Chain:
         renderer: _JSONRenderer,
     ) -> None:
         self.processors = processors
-        #: The chain as installed; structlog's list can be changed in place later.
-        self.installed = tuple(processors)
+        #: A copy of the chain as installed; structlog's list can be changed in place later.
+        self.installed = list(processors)
         self.wrapper_class = wrapper_class
         self.level = level
         self.enrich = enrich
@@ -100,6 +99,7 @@ class DirectLines:
         "_redactor",
         "_reserved",
         "_wrapped",
+        "write",
     )
 
     escape = staticmethod(_escape)
@@ -112,6 +112,8 @@ class DirectLines:
         self._redactor = chain.redactor
         self._encode = chain.renderer._encode
         self._wrapped = wrapped
+        #: Writes a finished line to the sink, as the logger would.
+        self.write = wrapped._sink.write_quietly
         self._event = f',"event":{_escape(event)}'
         # A bound value under one of these names is not simply appended by the chain.
         self._reserved = frozenset((*keys, *_ENRICHED_KEYS))
@@ -135,8 +137,8 @@ class DirectLines:
         if level is None:
             return ""
         chain = self._chain
-        live = chain.processors
-        if len(live) != len(chain.installed) or not all(map(is_, live, chain.installed)):
+        # List equality compares item by item in C, identity first: the chain is unchanged.
+        if chain.processors != chain.installed:
             return None
         tail = self._event
         # Every `structlog_*` context variable, as `merge_contextvars` finds them.
@@ -148,16 +150,18 @@ class DirectLines:
             tail = "".join(parts)
         tail = f'{tail}{level}{self._enrich.timestamp()}"'
         request_id = request_id_var.get()
+        subject = subject_var.get()
+        trace = _trace_ids()
+        if subject is None and trace is None and type(request_id) is str:
+            return f'{tail},"request_id":{_escape(request_id)}}}'  # the usual request's line
         if request_id is not None:
             if type(request_id) is not str:
                 return None
             tail = f'{tail},"request_id":{_escape(request_id)}'
-        subject = subject_var.get()
         if subject is not None:
             if type(subject) is not str:
                 return None
             tail = f'{tail},"subject":{_escape(subject)}'
-        trace = _trace_ids()
         if trace is not None:
             tail = f'{tail},"trace_id":"{trace[0]}","span_id":"{trace[1]}"'
         return tail + "}"
@@ -176,10 +180,6 @@ class DirectLines:
                 value = redactor._scrub(value, 0)
             parts.append(f",{_escape(key)}:{self._encode(value)}")
         return True
-
-    def write(self, line: str) -> None:
-        """Write a finished line to the sink."""
-        self._wrapped.msg(line)
 
 
 _PLAIN_VALUES = frozenset((str, int, float, bool, type(None)))

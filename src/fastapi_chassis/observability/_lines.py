@@ -64,9 +64,14 @@ class _Enrich:
         second = int(now)
         cached = self._second
         if cached[0] != second:
-            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
             self._second = cached
-        return f"{cached[1]}.{int((now - second) * 1000):03d}Z"
+        return f"{cached[1]}{MILLIS[int((now - second) * 1000)]}Z"
+
+
+#: "000" to "999" by number, for a timestamp's milliseconds: an index instead of formatting an
+#: int with a format spec per line. One entry more: a float fraction can round up to 1000.
+MILLIS = (*(f"{n:03d}" for n in range(1000)), "999")
 
 
 def _trace_ids() -> tuple[str, str] | None:
@@ -145,6 +150,18 @@ class _Sink:
             stream.write(line + "\n")
             stream.flush()
 
+    def write_quietly(self, line: str) -> None:
+        """`write()`, dropping the line when the stream is closed or broken."""
+        stream = self.stream if self.stream is not None else sys.stdout
+        try:
+            with self._lock:
+                stream.write(line + "\n")
+                stream.flush()
+        except (OSError, ValueError):
+            # A closed or broken stream (stdout piped into `head`, interpreter shutdown) must
+            # not turn a log call into a failed request; the standard library drops it too.
+            return
+
 
 class _SinkLogger:
     """The wrapped logger behind every structlog logger: a name and the shared sink."""
@@ -156,12 +173,7 @@ class _SinkLogger:
         self.name = name
 
     def msg(self, message: str) -> None:
-        try:
-            self._sink.write(message)
-        except (OSError, ValueError):
-            # A closed or broken stream (stdout piped into `head`, interpreter shutdown) must
-            # not turn a log call into a failed request; the standard library drops it too.
-            return
+        self._sink.write_quietly(message)
 
     log = debug = info = warn = warning = error = err = critical = fatal = exception = msg
     failure = msg
