@@ -13,8 +13,11 @@ they cost one global read when metrics are off or the extra is not installed.
 from __future__ import annotations
 
 import hmac
+import math
 import os
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+import threading
+from bisect import bisect_left
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -59,23 +62,29 @@ class RequestMetrics:
     """The metric objects of one Prometheus registry, with cached label children."""
 
     def __init__(self, registry: CollectorRegistry, buckets: Sequence[float]) -> None:
-        from prometheus_client import Counter, Gauge, Histogram
+        from prometheus_client import Counter, Gauge, Histogram, values
 
         self.registry = registry
         self.buckets = tuple(buckets)
         labels = ("method", "status", "handler")
+        # In one process, requests are counted in plain lists and added to the metrics when
+        # the registry is collected (see `observe`). Multiprocess mode writes every update to
+        # its shared files, so there the metrics are updated per request; so they are when
+        # this prometheus_client's histograms do not keep their values where `flush()` adds.
+        self._counting = values.ValueClass is values.MutexValue and _can_add_many(self.buckets)
+        request_registry = None if self._counting else registry
         self.requests = Counter(
             "http_requests_total",
             "Requests by method, status class and route template.",
             labels,
-            registry=registry,
+            registry=request_registry,
         )
         self.duration = Histogram(
             "http_request_duration_seconds",
             "Request duration to the last body byte, by method, status class and route template.",
             labels,
             buckets=self.buckets,
-            registry=registry,
+            registry=request_registry,
         )
         self.in_progress = Gauge(
             "http_requests_inprogress",
@@ -105,13 +114,18 @@ class RequestMetrics:
         self._children: dict[tuple[int, str], Any] = {}
         #: Requests being served, when the gauge reads it at scrape time (single process).
         self.active = 0
-        from prometheus_client import values
-
-        # In one process the gauge reads a plain counter when scraped, instead of two locked
-        # updates per request; multiprocess mode needs the updates in its shared files.
-        self._counting = values.ValueClass is values.MutexValue
+        #: Upper bounds as the histogram has them (+Inf last), for `bisect_left`.
+        self._bounds = tuple(float(bound) for bound in self.buckets)
+        if self._bounds[-1] != math.inf:
+            self._bounds += (math.inf,)
+        #: Label key -> [count, sum of seconds, count per bucket...] not yet collected.
+        self._pending: dict[tuple[str, str, int], list[Any]] = {}
+        self._pending_lock = threading.Lock()
         if self._counting:
+            # The gauge reads the plain counter when scraped, instead of two locked updates
+            # per request.
             self.in_progress.set_function(lambda: self.active)
+            registry.register(_Collecting(self))
 
     def started(self) -> None:
         """One more request in progress."""
@@ -128,18 +142,56 @@ class RequestMetrics:
             self.in_progress.dec()
 
     def observe(self, template: str, method: str, status_class: int, seconds: float) -> None:
-        """Count one request and record its duration."""
+        """Count one request and record its duration.
+
+        In one process this adds to a list under one lock, instead of three locked updates
+        of prometheus_client values through five Python calls; `flush()` adds the lists to
+        the metrics before every scrape.
+        """
         key = (template, method, status_class)
+        if not self._counting:
+            counter, histogram = self._children_of(key)
+            counter.inc()
+            histogram.observe(seconds)
+            return
+        with self._pending_lock:
+            pending = self._pending.get(key)
+            if pending is None:
+                self._children_of(key)  # the series exist from their first request on
+                pending = self._pending[key] = [0, 0.0, *(0 for _ in self._bounds)]
+            pending[0] += 1
+            pending[1] += seconds
+            # The first bucket whose upper bound is >= seconds, as `Histogram.observe` picks.
+            pending[2 + bisect_left(self._bounds, seconds)] += 1
+
+    def flush(self) -> None:
+        """Add the requests `observe()` counted since the last call to the metrics.
+
+        Runs before every collection of the registry (a scrape, `get_sample_value()`).
+        """
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+        for key, (count, total, *per_bucket) in pending.items():
+            counter, histogram = self._children_of(key)
+            counter.inc(count)
+            # prometheus_client has no public call that adds many observations at once; a
+            # histogram child keeps its sum and per-bucket counts as values with `inc()`.
+            histogram._sum.inc(total)
+            for bucket, observed in zip(histogram._buckets, per_bucket, strict=True):
+                if observed:
+                    bucket.inc(observed)
+
+    def _children_of(self, key: tuple[str, str, int]) -> tuple[Any, Any]:
         children = self._request_children.get(key)
         if children is None:
+            template, method, status_class = key
             status = _STATUS_CLASSES[status_class]
             children = (
                 self.requests.labels(method, status, template),
                 self.duration.labels(method, status, template),
             )
             self._request_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        return children
 
     def count(self, counter: Any, label: str) -> None:
         """Increment `counter` (one of this object's chassis counters) for `label`."""
@@ -148,6 +200,34 @@ class RequestMetrics:
         if child is None:
             child = self._children[key] = counter.labels(label)
         child.inc()
+
+
+def _can_add_many(buckets: Sequence[float]) -> bool:
+    """Whether this prometheus_client's histograms keep the values `flush()` adds to."""
+    from prometheus_client import Histogram
+
+    probe = Histogram("chassis_probe", "", buckets=buckets, registry=None)
+    values = getattr(probe, "_buckets", None)
+    return (
+        isinstance(values, list)
+        and len(values) == len(buckets) + (buckets[-1] != math.inf)
+        and all(hasattr(value, "inc") for value in [*values, getattr(probe, "_sum", None)])
+    )
+
+
+class _Collecting:
+    """Registers the request counter and histogram: adds what is pending, then collects them."""
+
+    def __init__(self, metrics: RequestMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Any]:
+        return [*self._metrics.requests.describe(), *self._metrics.duration.describe()]
+
+    def collect(self) -> Iterator[Any]:
+        self._metrics.flush()
+        yield from self._metrics.requests.collect()
+        yield from self._metrics.duration.collect()
 
 
 _by_registry: dict[int, RequestMetrics] = {}
