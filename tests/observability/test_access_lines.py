@@ -87,7 +87,9 @@ bound_names = st.sampled_from(
     user_agent=st.none() | st.binary(max_size=40),
     disconnected=st.booleans(),
     # Seconds on the injected clock: sub-millisecond, whole hours, and backwards.
-    elapsed=st.floats(min_value=-5, max_value=1e7, allow_nan=False) | st.sampled_from([0.0, 1e-7]),
+    elapsed=st.floats(min_value=-5, max_value=1e7, allow_nan=False)
+    | st.floats(min_value=1e8, max_value=1e14)
+    | st.sampled_from([0.0, 1e-7, 999_999_999.9999995]),
     request_id=optional_text,
     subject=optional_text,
     bound=st.dictionaries(bound_names, bound_values, max_size=4),
@@ -130,6 +132,21 @@ def test_direct_lines_are_byte_for_byte_the_chain_lines(
     assert line["status"] == status
     assert line["level"] == ("error" if status >= 500 else "info")
     assert line["duration_ms"] == round((1.0 + elapsed - 1.0) * 1_000_000) / 1000
+
+
+@pytest.mark.parametrize("now", [float("nan"), float("inf"), float("-inf")])
+def test_a_clock_that_gives_no_number_logs_a_null_duration(now: float) -> None:
+    scope = {"type": "http", "method": "GET", "path": "/x", "root_path": "", "headers": []}
+    stream = _configure()
+    middleware = AccessLogMiddleware(_app, clock=lambda: now)
+    middleware._log(scope, "", "/x", 200, 0, 1.0, disconnected=False)
+    middleware._direct = None
+    middleware._log(scope, "", "/x", 200, 0, 1.0, disconnected=False)
+    direct, chain = (
+        _TIMESTAMP.sub('"timestamp":""', line) for line in stream.getvalue().splitlines()
+    )
+    assert direct == chain
+    assert json.loads(direct)["duration_ms"] is None
 
 
 def test_direct_lines_need_the_chassis_json_chain() -> None:
@@ -254,6 +271,35 @@ def test_a_processor_inserted_in_place_is_not_skipped() -> None:
     )
     assert direct == chain
     assert json.loads(direct)["service"] == "svc"
+
+
+def test_a_processor_wrapped_in_place_is_not_skipped_even_if_it_compares_equal() -> None:
+    # Instrumentation wraps callables in proxies (wrapt's FunctionWrapper) that compare equal
+    # to what they wrap: the direct line must notice the replacement all the same.
+    stream = _configure()
+    processors = structlog.get_config()["processors"]
+
+    class Wrapped:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __eq__(self, other: object) -> bool:
+            return other is self.inner or other is self
+
+        __hash__ = object.__hash__
+
+        def __call__(self, logger: Any, name: str, event: dict[str, Any]) -> Any:
+            event = self.inner(logger, name, event)
+            event["region"] = "eu-1"
+            return event
+
+    processors[0] = Wrapped(processors[0])
+    _both_ways()
+    direct, chain = (
+        _TIMESTAMP.sub('"timestamp":""', line) for line in stream.getvalue().splitlines()
+    )
+    assert direct == chain
+    assert json.loads(direct)["region"] == "eu-1"
 
 
 def test_structlog_named_context_variables_of_ones_own_are_merged_and_redacted() -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -157,3 +159,43 @@ def test_concurrent_requests_and_scrapes_lose_no_count() -> None:
     summed = sample("http_request_duration_seconds_sum", labels)
     assert summed is not None
     assert abs(summed - total / 2 * (0.004 + 0.3)) < 1e-6
+
+
+def test_a_scrape_during_another_scrape_waits_for_the_counts_it_moves() -> None:
+    # Two Prometheus servers (an HA pair) scrape at once: the second must not show totals
+    # without the requests the first is adding to the metrics.
+    metrics = RequestMetrics(CollectorRegistry(), BUCKETS)
+    metrics.observe("/a", "GET", 2, 0.01)
+    moving, release = threading.Event(), threading.Event()
+    children_of = metrics._children_of
+
+    def slow_children_of(key: tuple[str, str, int]) -> tuple[Any, Any]:
+        if threading.current_thread().name == "first scrape":
+            moving.set()
+            release.wait(5)
+        return children_of(key)
+
+    metrics._children_of = slow_children_of  # type: ignore[method-assign]
+    first = threading.Thread(target=metrics.flush, name="first scrape")
+    first.start()
+    assert moving.wait(5)
+    labels = {"method": "GET", "status": "2xx", "handler": "/a"}
+    seen: list[float | None] = []
+    second = threading.Thread(
+        target=lambda: seen.append(metrics.registry.get_sample_value("http_requests_total", labels))
+    )
+    second.start()
+    second.join(0.2)  # without the wait, the second scrape is done by now, and saw 0
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert seen == [1.0]
+
+
+def test_a_name_already_taken_leaves_nothing_registered() -> None:
+    registry = CollectorRegistry()
+    taken = Counter("http_requests_total", "someone else's", registry=registry)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        RequestMetrics(registry, BUCKETS)
+    registry.unregister(taken)
+    RequestMetrics(registry, BUCKETS)  # a retry on the same registry works

@@ -133,7 +133,11 @@ class AccessLogMiddleware:
         disconnected: bool,
     ) -> None:
         # Whole microseconds: the line shows milliseconds with at most three decimals.
-        micros = round((self._clock() - start) * 1_000_000)
+        micros: int | None
+        try:
+            micros = round((self._clock() - start) * 1_000_000)
+        except (ValueError, OverflowError):  # an injected clock gave NaN or infinity
+            micros = None
         logger = self._logger
         if logger is None:
             # Bound on first use so configure_logging() may run after the app is built.
@@ -172,11 +176,13 @@ class AccessLogMiddleware:
                         _remember(self._agents, agent, cached)
                     agent_text = cached
                 # `repr(micros / 1000)`, as the renderer writes the float, without its dtoa.
-                duration = (
-                    f"{micros // 1000}.{_FRACTIONS[micros % 1000]}"
-                    if micros >= 0
-                    else repr(micros / 1000)
-                )
+                # Past about 2**43 ms (279 years) repr's shortest form has fewer digits.
+                if micros is None:
+                    duration = "null"
+                elif 0 <= micros < _TABLE_MICROS:
+                    duration = f"{micros // 1000}.{_FRACTIONS[micros % 1000]}"
+                else:
+                    duration = repr(micros / 1000)
                 line = (
                     f'{head}{status},"duration_ms":{duration},"bytes":{sent},'
                     f'"client":{_json_text(client)},'
@@ -192,7 +198,7 @@ class AccessLogMiddleware:
             "method": method,
             "route": route,
             "status": status,
-            "duration_ms": micros / 1000,
+            "duration_ms": None if micros is None else micros / 1000,
             "bytes": sent,
             "client": client,
             "user_agent": None if agent is None else _user_agent(agent),
@@ -224,6 +230,8 @@ _CACHED = 256
 
 #: The decimals of n / 1000 as `repr()` writes them: "0" for 0, "5" for 500, "005" for 5.
 _FRACTIONS = tuple(f"{n:03d}".rstrip("0") or "0" for n in range(1000))
+#: Durations below this many microseconds (about 31 years) are written with `_FRACTIONS`.
+_TABLE_MICROS = 10**15
 
 
 def _remember(cache: dict[Any, str], key: Any, text: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, MutableMapping
+from operator import is_
 from typing import Any
 
 from structlog.contextvars import merge_contextvars
@@ -51,8 +52,8 @@ class _Chain:
         renderer: _JSONRenderer,
     ) -> None:
         self.processors = processors
-        #: A copy of the chain as installed; structlog's list can be changed in place later.
-        self.installed = list(processors)
+        #: The chain as installed; structlog's list can be changed in place later.
+        self.installed = tuple(processors)
         self.wrapper_class = wrapper_class
         self.level = level
         self.enrich = enrich
@@ -137,8 +138,10 @@ class DirectLines:
         if level is None:
             return ""
         chain = self._chain
-        # List equality compares item by item in C, identity first: the chain is unchanged.
-        if chain.processors != chain.installed:
+        # The same objects, compared in C. Not `==`: a wrapper put in place of a processor
+        # (wrapt's FunctionWrapper, a weakref proxy) can compare equal to it.
+        live = chain.processors
+        if len(live) != len(chain.installed) or not all(map(is_, live, chain.installed)):
             return None
         tail = self._event
         # Every `structlog_*` context variable, as `merge_contextvars` finds them.

@@ -86,6 +86,17 @@ class RequestMetrics:
             buckets=self.buckets,
             registry=request_registry,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._children: dict[tuple[int, str], Any] = {}
+        #: Label key -> [count, sum of seconds, count per bucket...] not yet collected.
+        self._pending: dict[tuple[str, str, int], list[Any]] = {}
+        self._pending_lock = threading.Lock()
+        #: Held while pending counts are moved into the metrics: a second collection waits
+        #: for them instead of showing totals without them.
+        self._flush_lock = threading.Lock()
+        if self._counting:
+            # First, so that a name already taken in `registry` leaves nothing registered.
+            registry.register(_Collecting(self))
         self.in_progress = Gauge(
             "http_requests_inprogress",
             "Requests being served.",
@@ -110,22 +121,16 @@ class RequestMetrics:
             ("code",),
             registry=registry,
         )
-        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._children: dict[tuple[int, str], Any] = {}
         #: Requests being served, when the gauge reads it at scrape time (single process).
         self.active = 0
         #: Upper bounds as the histogram has them (+Inf last), for `bisect_left`.
         self._bounds = tuple(float(bound) for bound in self.buckets)
         if self._bounds[-1] != math.inf:
             self._bounds += (math.inf,)
-        #: Label key -> [count, sum of seconds, count per bucket...] not yet collected.
-        self._pending: dict[tuple[str, str, int], list[Any]] = {}
-        self._pending_lock = threading.Lock()
         if self._counting:
             # The gauge reads the plain counter when scraped, instead of two locked updates
             # per request.
             self.in_progress.set_function(lambda: self.active)
-            registry.register(_Collecting(self))
 
     def started(self) -> None:
         """One more request in progress."""
@@ -169,17 +174,18 @@ class RequestMetrics:
 
         Runs before every collection of the registry (a scrape, `get_sample_value()`).
         """
-        with self._pending_lock:
-            pending, self._pending = self._pending, {}
-        for key, (count, total, *per_bucket) in pending.items():
-            counter, histogram = self._children_of(key)
-            counter.inc(count)
-            # prometheus_client has no public call that adds many observations at once; a
-            # histogram child keeps its sum and per-bucket counts as values with `inc()`.
-            histogram._sum.inc(total)
-            for bucket, observed in zip(histogram._buckets, per_bucket, strict=True):
-                if observed:
-                    bucket.inc(observed)
+        with self._flush_lock:
+            with self._pending_lock:
+                pending, self._pending = self._pending, {}
+            for key, (count, total, *per_bucket) in pending.items():
+                counter, histogram = self._children_of(key)
+                counter.inc(count)
+                # prometheus_client has no public call that adds many observations at once; a
+                # histogram child keeps its sum and per-bucket counts as values with `inc()`.
+                histogram._sum.inc(total)
+                for bucket, observed in zip(histogram._buckets, per_bucket, strict=True):
+                    if observed:
+                        bucket.inc(observed)
 
     def _children_of(self, key: tuple[str, str, int]) -> tuple[Any, Any]:
         children = self._request_children.get(key)
