@@ -152,11 +152,8 @@ class _Sink:
 
     def write_quietly(self, line: str) -> None:
         """`write()`, dropping the line when the stream is closed or broken."""
-        stream = self.stream if self.stream is not None else sys.stdout
         try:
-            with self._lock:
-                stream.write(line + "\n")
-                stream.flush()
+            self.write(line)
         except (OSError, ValueError):
             # A closed or broken stream (stdout piped into `head`, interpreter shutdown) must
             # not turn a log call into a failed request; the standard library drops it too.

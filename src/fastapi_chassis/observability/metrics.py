@@ -71,7 +71,11 @@ class RequestMetrics:
         # the registry is collected (see `observe`). Multiprocess mode writes every update to
         # its shared files, so there the metrics are updated per request; so they are when
         # this prometheus_client's histograms do not keep their values where `flush()` adds.
-        self._counting = values.ValueClass is values.MutexValue and _can_add_many(self.buckets)
+        #: Upper bounds as the histogram has them (+Inf last), for `bisect_left`.
+        self._bounds = tuple(float(bound) for bound in self.buckets)
+        if not self._bounds or self._bounds[-1] != math.inf:
+            self._bounds += (math.inf,)
+        self._counting = values.ValueClass is values.MutexValue and _can_add_many(self._bounds)
         request_registry = None if self._counting else registry
         self.requests = Counter(
             "http_requests_total",
@@ -123,10 +127,6 @@ class RequestMetrics:
         )
         #: Requests being served, when the gauge reads it at scrape time (single process).
         self.active = 0
-        #: Upper bounds as the histogram has them (+Inf last), for `bisect_left`.
-        self._bounds = tuple(float(bound) for bound in self.buckets)
-        if self._bounds[-1] != math.inf:
-            self._bounds += (math.inf,)
         if self._counting:
             # The gauge reads the plain counter when scraped, instead of two locked updates
             # per request.
@@ -208,15 +208,18 @@ class RequestMetrics:
         child.inc()
 
 
-def _can_add_many(buckets: Sequence[float]) -> bool:
-    """Whether this prometheus_client's histograms keep the values `flush()` adds to."""
+def _can_add_many(bounds: Sequence[float]) -> bool:
+    """Whether this prometheus_client's histograms keep the values `flush()` adds to.
+
+    `bounds`: the upper bounds, +Inf last.
+    """
     from prometheus_client import Histogram
 
-    probe = Histogram("chassis_probe", "", buckets=buckets, registry=None)
+    probe = Histogram("chassis_probe", "", buckets=bounds, registry=None)
     values = getattr(probe, "_buckets", None)
     return (
         isinstance(values, list)
-        and len(values) == len(buckets) + (buckets[-1] != math.inf)
+        and len(values) == len(bounds)
         and all(hasattr(value, "inc") for value in [*values, getattr(probe, "_sum", None)])
     )
 
