@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import jwt
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -26,27 +25,28 @@ from fastapi_chassis import (
     build_app,
     get_token_service,
 )
-from fastapi_chassis.auth._keys import KeySet
+from fastapi_chassis.auth._jws import PreparedKeys
+from fastapi_chassis.auth._keys import Key, KeySet
 from tests.auth.conftest import OTHER_SECRET, Clock, auth_settings
 from tests.auth.test_tokens import claims, forge
 
 
-class CountingJWT(jwt.PyJWT):
-    """PyJWT that counts full verifications (signature check and claims parse)."""
+class CountingKeys(PreparedKeys):
+    """Prepared keys that count full verifications (signature checks)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
+        super().__init__()
         self.calls = 0
 
-    def decode(self, *args: Any, **kwargs: Any) -> Any:
+    def verify(self, key: Key, signing_input: bytes, signature: bytes) -> bool:
         self.calls += 1
-        return super().decode(*args, **kwargs)
+        return super().verify(key, signing_input, signature)
 
 
-def service(clock: Clock, **overrides: Any) -> tuple[TokenService, CountingJWT]:
+def service(clock: Clock, **overrides: Any) -> tuple[TokenService, CountingKeys]:
     tokens = TokenService(auth_settings(**overrides), clock=clock)
-    counting = CountingJWT(options={"enforce_minimum_key_length": True})
-    tokens._jwt = counting
+    counting = CountingKeys()
+    tokens._prepared = counting
     return tokens, counting
 
 

@@ -9,8 +9,6 @@ claim is type-checked (PyJWT alone accepts a missing or string `exp`).
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import re
 import secrets
@@ -20,6 +18,13 @@ from typing import Any, Literal
 
 import jwt
 
+from fastapi_chassis.auth._jws import (
+    PreparedKeys,
+    check_registered,
+    read_header,
+    read_payload,
+    segment_bytes,
+)
 from fastapi_chassis.auth._keys import EnvVar, KeySet, load_keys, valid_kid
 from fastapi_chassis.auth._verified import VerifiedTokens, time_problem
 from fastapi_chassis.auth.principal import InvalidToken, Principal, TokenPair, parse_scopes
@@ -40,7 +45,7 @@ _TYP: dict[str, str] = {"access": ACCESS_TOKEN_TYPE, "refresh": REFRESH_TOKEN_TY
 
 # Compact JWS: three base64url segments; anything else is refused before any decoding.
 _COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-# Header members that change how PyJWT reads a token; our tokens never carry them.
+# Header members that change how a JWS is read (RFC 7515, 7797); our tokens never carry them.
 _FORBIDDEN_HEADERS = ("crit", "b64")
 _HEADER_CACHE_LIMIT = 64
 
@@ -82,24 +87,15 @@ class TokenService:
         #: Access tokens that passed every check (see `_verified`); `verified_token_cache` = 0
         #: turns it off.
         self.verified = VerifiedTokens(self.settings.verified_token_cache)
+        # Checked on every verification (`_jws.check_registered`), in this order, with the
+        # time claims after them (`_check_claims`: the service's clock, strict number types).
         required = ["exp", "iat", "nbf", "sub", "jti"]
         if self.settings.issuer is not None:
             required.append("iss")
         if self.settings.audience is not None:
             required.append("aud")
-        # Time claims are checked here, with `clock` and strict types; PyJWT checks the rest.
-        self._options: Any = {
-            "require": required,
-            "verify_exp": False,
-            "verify_nbf": False,
-            "verify_iat": False,
-            "verify_iss": True,
-            "verify_aud": True,
-            "verify_sub": True,
-            "verify_jti": True,
-            "strict_aud": True,
-            "enforce_minimum_key_length": True,
-        }
+        self._required = tuple(required)
+        self._prepared = PreparedKeys()
 
     # -- issuing -----------------------------------------------------------------------
 
@@ -207,7 +203,7 @@ class TokenService:
         segment = token[: token.index(".")]
         header = self._headers.get(segment)
         if header is None:
-            header = _read_header(segment)
+            header = read_header(segment)
             if len(self._headers) < _HEADER_CACHE_LIMIT:  # segments can be attacker-chosen
                 self._headers[segment] = header
         kid = header.get("kid")
@@ -222,34 +218,26 @@ class TokenService:
             )
         if any(name in header for name in _FORBIDDEN_HEADERS):
             raise InvalidToken("unsupported token header")
+        second = token.rindex(".")
+        payload = segment_bytes(token[len(segment) + 1 : second])
+        signature = segment_bytes(token[second + 1 :])
+        if header.get("alg") != key.algorithm:
+            raise InvalidToken("algorithm not allowed")
         try:
-            claims: dict[str, Any] = self._jwt.decode(
-                token,
-                key.verifying,
-                algorithms=[key.algorithm],
-                options=self._options,
-                issuer=self.settings.issuer,
-                audience=self.settings.audience,
-            )
-        except jwt.InvalidSignatureError:
-            raise InvalidToken("bad signature") from None
-        except jwt.InvalidAlgorithmError:
-            raise InvalidToken("algorithm not allowed") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise InvalidToken(f"missing claim {exc.claim}") from None
-        except jwt.InvalidIssuerError:
-            raise InvalidToken("wrong issuer") from None
-        except jwt.InvalidAudienceError:
-            raise InvalidToken("wrong audience") from None
+            valid = self._prepared.verify(key, token[:second].encode("ascii"), signature)
         except jwt.PyJWTError:
             raise InvalidToken("malformed token") from None
+        if not valid:
+            raise InvalidToken("bad signature")
+        claims = read_payload(payload)
+        check_registered(claims, self._required, settings.issuer, settings.audience)
         times = self._check_claims(claims, kind)
         if remember:
             self.verified.remember(token, claims, key, times, rules)
         return claims
 
     def _check_claims(self, claims: dict[str, Any], kind: TokenKind) -> dict[str, float]:
-        """Check the claims PyJWT leaves to us; the time claims as numbers."""
+        """Check the time claims (as numbers, against `clock`), the scope and the family."""
         now = self.clock()
         leeway = self.settings.leeway
         times: dict[str, float] = {}
@@ -361,17 +349,6 @@ class TokenService:
     def jwks(self) -> dict[str, Any]:
         """The JSON Web Key Set of the public verification keys (empty for HMAC)."""
         return self.keys.jwks()
-
-
-def _read_header(segment: str) -> dict[str, Any]:
-    """The JOSE header segment, parsed only to pick the key (PyJWT parses it again, verified)."""
-    try:
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, RecursionError):
-        raise InvalidToken("malformed token") from None
-    if not isinstance(header, dict):
-        raise InvalidToken("malformed token")
-    return header
 
 
 def _revoked_key(jti: str) -> str:
