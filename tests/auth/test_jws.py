@@ -213,7 +213,8 @@ def test_the_generated_tokens_reach_every_outcome() -> None:
     """The property above is only as good as the tokens: they must pass and fail every way."""
     seen: set[str] = set()
 
-    @settings(max_examples=2500, deadline=None, database=None)
+    # Derandomized: the rarer outcomes come up a few times in 2500 random tokens, not always.
+    @settings(max_examples=2500, deadline=None, database=None, derandomize=True)
     @given(token=tokens())
     def collect(token: str) -> None:
         outcome = answer(CONFIGURED, token)
