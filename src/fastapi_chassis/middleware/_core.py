@@ -17,6 +17,7 @@ The public classes stay as they are for apps that add them one by one.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from starlette.middleware import Middleware
@@ -96,8 +97,8 @@ class CoreMiddleware:
             pair = (self._header, request_id.encode("ascii"))
             limiter = self._limiter
 
-            def decorate(message: Message) -> list[Header]:
-                return self._decorate(message, pair, extra, hsts)
+            # One C-level call into `_decorate`, not a closure's Python frame and then another.
+            decorate = partial(self._decorate, pair, extra, hsts)
 
             if access is None and metrics is None and limiter is not None:
                 # The body limit's own `send` decorates the headers: one wrapper, not two.
@@ -131,7 +132,7 @@ class CoreMiddleware:
                 registry._request_finished()
 
     def _decorate(
-        self, message: Message, pair: Header, extra: Iterable[Header], hsts: Header | None
+        self, pair: Header, extra: Iterable[Header], hsts: Header | None, message: Message
     ) -> list[Header]:
         """The response's headers without any id header of its own, plus ours."""
         own = message.get("headers", ())

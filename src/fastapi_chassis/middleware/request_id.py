@@ -134,15 +134,13 @@ class RequestIDMiddleware:
             return found.decode("ascii")
         return None
 
-    def _mint(self, scope: Scope) -> str:
-        """This request's id: the incoming one when trusted and safe, else a new one."""
-        if self.trust_incoming and self.header in map(HEADER_NAME, scope["headers"]):
-            return self._incoming(scope) or new_request_id()
-        return new_request_id()
-
     def _begin(self, scope: Scope) -> tuple[str, RequestTokens]:
         """Mint or accept the id, put it in `scope["state"]` and the context; `_end()` undoes."""
-        request_id = self._mint(scope)
+        # The incoming id when trusted and safe, else a new one.
+        if self.trust_incoming and self.header in map(HEADER_NAME, scope["headers"]):
+            request_id = self._incoming(scope) or new_request_id()
+        else:
+            request_id = new_request_id()
         state = scope.get("state")
         if state is None:
             scope["state"] = state = {}

@@ -156,18 +156,15 @@ class SecurityHeadersMiddleware:
         )
         self._forwarded = bool(self._proxies)  # whether any forwarded proto can be believed
 
-    def _route_path(self, scope: Scope) -> str:
-        path: str = scope["path"]
-        root: str = scope.get("root_path", "")
-        if root and path.startswith(root):
-            return path[len(root) :] or "/"
-        return path
-
     def _for_request(self, scope: Scope) -> tuple[tuple[tuple[bytes, bytes], ...], Header | None]:
         """The headers this request's response gets, and its HSTS header (None: not sent)."""
         extra = self._headers
-        if self._pages:
-            extra = self._pages.get(self._route_path(scope), extra)
+        if self._pages:  # the path below the root path, as the pages were configured
+            path: str = scope["path"]
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root) :] or "/"
+            extra = self._pages.get(path, extra)
         hsts = self._hsts
         if hsts is not None and not self._force_hsts:
             proxies = self._proxies
