@@ -50,7 +50,7 @@ def oracle(service: TokenService, token: str, kind: str = "access") -> dict[str,
         # The service's own header checks ran first, on a lenient parse of the header; PyJWT
         # refused a header segment of a non-canonical spelling later, whatever else was wrong.
         # `decode()` now refuses it first: the same refusal, with this reason.
-        if b64(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))) != segment:
+        if not canonical(segment):
             return "malformed token"
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except (ValueError, RecursionError):
@@ -76,6 +76,10 @@ def oracle(service: TokenService, token: str, kind: str = "access") -> dict[str,
         "strict_aud": True,
         "enforce_minimum_key_length": True,
     }
+    # PyJWT refuses other spellings of the payload and signature segments from 2.14 on; the
+    # service refuses them with any PyJWT (2.13, the lowest allowed, decoded them leniently).
+    if any(not canonical(part) for part in token.split(".")[1:]):
+        return "malformed token"
     try:
         claims: dict[str, Any] = jwt.PyJWT().decode(
             token,
@@ -95,7 +99,7 @@ def oracle(service: TokenService, token: str, kind: str = "access") -> dict[str,
         return "wrong issuer"
     except jwt.InvalidAudienceError:
         return "wrong audience"
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, RecursionError):  # PyJWT 2.13 let a RecursionError out
         return "malformed token"
     try:
         service._check_claims(claims, kind)  # type: ignore[arg-type]
@@ -104,9 +108,18 @@ def oracle(service: TokenService, token: str, kind: str = "access") -> dict[str,
     return claims
 
 
-def answer(service: TokenService, token: str) -> dict[str, Any] | str:
+def canonical(segment: str) -> bool:
+    """Whether `segment` is the one unpadded base64url spelling of its bytes."""
     try:
-        return service.decode(token)
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except ValueError:
+        return False
+    return b64(data) == segment
+
+
+def answer(service: TokenService, token: str, kind: Any = "access") -> dict[str, Any] | str:
+    try:
+        return service.decode(token, kind=kind)
     except InvalidToken as exc:
         return str(exc.detail)
 
@@ -156,16 +169,21 @@ def _claim(good: Any, *near: Any) -> st.SearchStrategy[Any]:
     return mostly(good, st.sampled_from([ABSENT, None, *near]) | json_values)
 
 
-headers = st.fixed_dictionaries(
-    {
-        "alg": mostly("HS256", st.sampled_from(["HS384", "none", "RS256", "", None])),
-        "kid": mostly(KID, st.sampled_from(["other", "", "../x", None])),
-        "typ": mostly("at+jwt", st.sampled_from(["refresh+jwt", "JWT", None])),
-        "crit": mostly(None, st.just(["b64"])),
-        "b64": mostly(None, st.booleans()),
-        "x5u": st.none() | st.text(max_size=5),
-    },
-).map(lambda h: {k: v for k, v in h.items() if v is not None})
+TYP = {"access": "at+jwt", "refresh": "refresh+jwt"}
+
+
+def headers(kind: str) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "alg": mostly("HS256", st.sampled_from(["HS384", "none", "RS256", "", None])),
+            "kid": mostly(KID, st.sampled_from(["other", "", "../x", None])),
+            "typ": mostly(TYP[kind], st.sampled_from([*TYP.values(), "JWT", None])),
+            "crit": mostly(None, st.just(["b64"])),
+            "b64": mostly(None, st.booleans()),
+            "x5u": st.none() | st.text(max_size=5),
+        },
+    ).map(lambda h: {k: v for k, v in h.items() if v is not None})
+
 
 payloads = st.fixed_dictionaries(
     {
@@ -178,17 +196,30 @@ payloads = st.fixed_dictionaries(
         "aud": _claim("notes", ["notes"], "", "other"),
         "scope": mostly("read write", st.sampled_from([ABSENT, "  read  ", "a\tb"]) | json_values),
     },
-    optional={"fam": json_values, "extra": json_values},
+    optional={"fam": mostly("family-1", json_values), "extra": json_values},
 ).map(lambda p: {k: v for k, v in p.items() if v is not ABSENT})
 
 
 @st.composite
-def tokens(draw: st.DrawFn) -> str:
-    header = json.dumps(draw(headers)).encode()
-    raw_header = draw(mostly(header, st.sampled_from([b"[]", b"null", b"{", b'"x"', b"\xff"])))
-    payload = json.dumps(draw(payloads)).encode()
+def tokens(draw: st.DrawFn, kind: str = "access") -> str:
+    header = draw(headers(kind))
+    text = json.dumps(header)
+    odd_headers = [b"[]", b"null", b"{", b'"x"', b"\xff", text.encode("utf-16")]
+    odd_headers += [
+        b"\xef\xbb\xbf" + text.encode(),
+        text.replace("{", '{"alg": "none", ', 1).encode(),
+    ]
+    odd_headers += [
+        text[:-1].encode() + b', "kid": "other"}',
+        text[:-1].encode() + b', "alg": "none"}',
+    ]
+    raw_header = draw(mostly(text.encode(), st.sampled_from(odd_headers)))
+    claims = draw(payloads)
+    payload = json.dumps(claims)
     odd = [b"[]", b"1", b"{", b"\xfe\xff", b"[" * 5000, b'{"sub": NaN}', b"{}"]
-    raw_payload = draw(mostly(payload, st.sampled_from(odd)))
+    odd += [payload.encode("utf-16"), payload.encode("utf-32"), b"\xef\xbb\xbf" + payload.encode()]
+    odd += [payload[:-1].encode() + b', "sub": 7}', payload[:-1].encode() + b', "aud": ["x"]}']
+    raw_payload = draw(mostly(payload.encode(), st.sampled_from(odd)))
     segments = [b64(raw_header), b64(raw_payload)]
     secret = draw(mostly(SECRET, st.just(OTHER_SECRET))).encode()
     digest = draw(mostly(hashlib.sha256, st.just(hashlib.sha384)))
@@ -207,6 +238,46 @@ def tokens(draw: st.DrawFn) -> str:
 @example(token=CONFIGURED.issue_access_token("alice", scopes=["read"]))
 def test_decode_answers_as_pyjwt_did(service: TokenService, token: str) -> None:
     assert answer(service, token) == oracle(service, token)
+
+
+@pytest.mark.parametrize("service", [CONFIGURED, PLAIN], ids=["iss-aud", "plain"])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(token=tokens(kind="refresh"))
+def test_refresh_tokens_are_read_as_pyjwt_did(service: TokenService, token: str) -> None:
+    assert answer(service, token, "refresh") == oracle(service, token, "refresh")
+
+
+@pytest.mark.parametrize("alg", ["hs256", "HS256 ", " HS256", "HS256\u0000", "HS 256", ["HS256"]])
+def test_alg_must_name_the_keys_algorithm_exactly(alg: Any) -> None:
+    header = {"alg": alg, "kid": KID, "typ": "at+jwt"}
+    payload = {"sub": "alice", "jti": "j", "iat": NOW, "nbf": NOW, "exp": NOW + 60}
+    segments = [b64(json.dumps(header).encode()), b64(json.dumps(payload).encode())]
+    signature = hmac.new(SECRET.encode(), ".".join(segments).encode(), hashlib.sha256).digest()
+    token = ".".join([*segments, b64(signature)])
+    assert answer(PLAIN, token) == oracle(PLAIN, token) == "algorithm not allowed"
+
+
+def test_pyjwt_s_global_algorithm_table_changes_nothing_here() -> None:
+    """`jwt.unregister_algorithm()` / `register_algorithm()` act on PyJWT's shared table only."""
+    service = TokenService(auth_settings(verified_token_cache=0))  # no key prepared yet
+    token = service.issue_access_token("alice")
+    forged = token[: token.rindex(".") + 1] + b64(b"\0" * 32)
+    table = jwt.api_jws._jws_global_obj._algorithms
+    original = table["HS256"]
+
+    class AnySignature(type(original)):  # type: ignore[misc]
+        def verify(self, msg: bytes, key: Any, sig: bytes) -> bool:
+            return True
+
+    jwt.unregister_algorithm("HS256")
+    try:
+        assert answer(service, token)["sub"] == "alice"  # type: ignore[index]
+        jwt.register_algorithm("HS256", AnySignature(hashlib.sha256))
+        assert answer(service, forged) == "bad signature"
+        other = TokenService(auth_settings(verified_token_cache=0))
+        assert answer(other, forged) == "bad signature"
+    finally:
+        table["HS256"] = original
 
 
 def test_the_generated_tokens_reach_every_outcome() -> None:

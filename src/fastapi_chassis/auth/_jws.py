@@ -8,7 +8,8 @@ still checked by PyJWT's own algorithm objects, and every rule `PyJWT.decode()` 
 the service's options is applied here, in the same order, to the same effect:
 
 - segments are base64url without padding, of a possible length, in canonical form (the unused
-  bits of the last character are zero), so one token has exactly one spelling;
+  bits of the last character are zero), so one token has exactly one spelling (PyJWT requires
+  this from 2.14; with 2.13 the service is stricter than PyJWT was);
 - the header's `alg` must be the key's algorithm, then the signature must verify;
 - the payload is a JSON object; the required claims are present and not null;
 - `iss` and `aud` are strings equal to the configured ones (`aud` must be absent or empty when
@@ -24,7 +25,7 @@ import json
 from typing import Any
 
 import jwt
-from jwt.algorithms import Algorithm
+from jwt.algorithms import Algorithm, get_default_algorithms
 
 from fastapi_chassis.auth._keys import Key
 from fastapi_chassis.auth.principal import InvalidToken
@@ -39,6 +40,10 @@ __all__ = [
 ]
 
 Claims = dict[str, Any]
+
+# PyJWT's algorithm implementations, our own instances: `jwt.register_algorithm()` and
+# `jwt.unregister_algorithm()` change PyJWT's process-wide table, never what verifies here.
+_ALGORITHMS: dict[str, Algorithm] = get_default_algorithms()
 
 
 def segment_bytes(segment: str) -> bytes:
@@ -77,11 +82,14 @@ class PreparedKeys:
         """Whether `signature` is `key`'s over `signing_input` (PyJWT's algorithm verifies).
 
         Raises:
+            jwt.InvalidAlgorithmError: PyJWT (or the installed `cryptography`) lacks the algorithm.
             jwt.InvalidKeyError: the key is below its algorithm's minimum length.
         """
         entry = self._by_kid.get(key.kid)
         if entry is None or entry[0] is not key:  # a key replaced under the same kid
-            algorithm = jwt.get_algorithm_by_name(key.algorithm)
+            algorithm = _ALGORITHMS.get(key.algorithm)
+            if algorithm is None:
+                raise jwt.InvalidAlgorithmError("Algorithm not supported")
             prepared = algorithm.prepare_key(key.verifying)
             problem = algorithm.check_key_length(prepared)
             if problem:  # as PyJWT's `enforce_minimum_key_length`
@@ -111,7 +119,7 @@ def check_registered(
     if issuer is not None:
         if "iss" not in claims:
             raise InvalidToken("missing claim iss")
-        if claims["iss"] != issuer or not isinstance(claims["iss"], str):
+        if claims["iss"] != issuer:  # only a JSON string equals a str
             raise InvalidToken("wrong issuer")
     given = claims.get("aud")
     if audience is None:
@@ -119,7 +127,7 @@ def check_registered(
             raise InvalidToken("wrong audience")  # a token meant for a named audience
     elif not given:
         raise InvalidToken("missing claim aud")
-    elif not isinstance(given, str) or given != audience:
+    elif given != audience:  # one string: a list is refused as PyJWT's `strict_aud` does
         raise InvalidToken("wrong audience")
     if "sub" in claims and not isinstance(claims["sub"], str):
         raise InvalidToken("malformed token")

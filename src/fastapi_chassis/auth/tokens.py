@@ -225,6 +225,8 @@ class TokenService:
             raise InvalidToken("algorithm not allowed")
         try:
             valid = self._prepared.verify(key, token[:second].encode("ascii"), signature)
+        except jwt.InvalidAlgorithmError:
+            raise InvalidToken("algorithm not allowed") from None
         except jwt.PyJWTError:
             raise InvalidToken("malformed token") from None
         if not valid:
