@@ -331,26 +331,39 @@ def test_a_segment_of_impossible_length_is_malformed(segment: str) -> None:
 def test_each_key_is_prepared_once_and_again_when_replaced(clock: Clock) -> None:
     service = TokenService(auth_settings(verified_token_cache=0), clock=clock)
     token = service.issue_access_token("alice")
-    prepared = service._prepared
+    key = service.keys.verifying[KID]
     service.decode(token)
-    entry = prepared._by_kid[KID]
+    prepared = key.verifier
     service.decode(token)
-    assert prepared._by_kid[KID] is entry  # not prepared again
+    assert key.verifier is prepared  # not prepared again
     # A key configured anew under the same kid (another secret) is prepared from scratch.
     other = Key(kid=KID, algorithm="HS256", verifying=OTHER_SECRET.encode())
     service.keys.verifying[KID] = other
     with pytest.raises(InvalidToken, match="bad signature"):
         service.decode(token)
-    assert prepared._by_kid[KID][0] is other
+    assert other.verifier[1] == OTHER_SECRET.encode()
+    # The prepared key lives on its key: dropping the key from the configuration drops it too.
+    assert "verifier" in vars(other)
+    assert "verifier" not in vars(Key(kid=KID, algorithm="HS256", verifying=SECRET.encode()))
 
 
 def test_a_key_below_the_minimum_length_refuses_every_token(clock: Clock) -> None:
     service = TokenService(auth_settings(verified_token_cache=0), clock=clock)
     token = service.issue_access_token("alice")
     service.keys.verifying[KID] = Key(kid=KID, algorithm="HS256", verifying=b"short")
-    with pytest.raises(InvalidToken, match="malformed token"):
-        service.decode(token)
-    assert KID not in service._prepared._by_kid
+    for _ in range(2):  # refused each time, not only while first preparing the key
+        with pytest.raises(InvalidToken, match="malformed token"):
+            service.decode(token)
+
+
+def test_a_key_of_an_algorithm_pyjwt_lacks_refuses_every_token(clock: Clock) -> None:
+    service = TokenService(auth_settings(verified_token_cache=0), clock=clock)
+    token = service.issue_access_token("alice")
+    header = json.loads(segment_bytes(token.split(".")[0])) | {"alg": "HS1"}
+    _, payload, signature = token.split(".")
+    forged = f"{b64(json.dumps(header).encode())}.{payload}.{signature}"
+    service.keys.verifying[KID] = Key(kid=KID, algorithm="HS1", verifying=SECRET.encode())
+    assert answer(service, forged) == "algorithm not allowed"
 
 
 @pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])

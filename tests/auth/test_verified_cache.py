@@ -25,28 +25,27 @@ from fastapi_chassis import (
     build_app,
     get_token_service,
 )
-from fastapi_chassis.auth._jws import PreparedKeys
+from fastapi_chassis.auth._jws import verify_signature
 from fastapi_chassis.auth._keys import Key, KeySet
 from tests.auth.conftest import OTHER_SECRET, Clock, auth_settings
 from tests.auth.test_tokens import claims, forge
 
 
-class CountingKeys(PreparedKeys):
-    """Prepared keys that count full verifications (signature checks)."""
+class Counting:
+    """A signature check that counts full verifications."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.calls = 0
 
-    def verify(self, key: Key, signing_input: bytes, signature: bytes) -> bool:
+    def __call__(self, key: Key, signing_input: bytes, signature: bytes) -> bool:
         self.calls += 1
-        return super().verify(key, signing_input, signature)
+        return verify_signature(key, signing_input, signature)
 
 
-def service(clock: Clock, **overrides: Any) -> tuple[TokenService, CountingKeys]:
+def service(clock: Clock, **overrides: Any) -> tuple[TokenService, Counting]:
     tokens = TokenService(auth_settings(**overrides), clock=clock)
-    counting = CountingKeys()
-    tokens._prepared = counting
+    counting = Counting()
+    tokens._verify_signature = counting
     return tokens, counting
 
 

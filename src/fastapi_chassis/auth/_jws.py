@@ -3,9 +3,9 @@
 `jwt.PyJWT.decode()` spends most of an HS256 verification outside the signature: it checks
 every base64url character of the three segments in a Python loop (the service has already
 checked them with one regular expression) and prepares the key again on every call. This
-module does the same reading with C-level steps and keeps each key prepared: the signature is
-still checked by PyJWT's own algorithm objects, and every rule `PyJWT.decode()` applied with
-the service's options is applied here, in the same order, to the same effect:
+module does the same reading with C-level steps, each key prepared once (`Key.verifier`); the
+signature is still checked by PyJWT's own algorithm objects, and every rule `PyJWT.decode()`
+applied with the service's options is applied here, in the same order, to the same effect:
 
 - segments are base64url without padding, of a possible length, in canonical form (the unused
   bits of the last character are zero), so one token has exactly one spelling (PyJWT requires
@@ -24,26 +24,19 @@ import base64
 import json
 from typing import Any
 
-import jwt
-from jwt.algorithms import Algorithm, get_default_algorithms
-
 from fastapi_chassis.auth._keys import Key
 from fastapi_chassis.auth.principal import InvalidToken
 
 __all__ = [
     "Claims",
-    "PreparedKeys",
     "check_registered",
     "read_header",
     "read_payload",
     "segment_bytes",
+    "verify_signature",
 ]
 
 Claims = dict[str, Any]
-
-# PyJWT's algorithm implementations, our own instances: `jwt.register_algorithm()` and
-# `jwt.unregister_algorithm()` change PyJWT's process-wide table, never what verifies here.
-_ALGORITHMS: dict[str, Algorithm] = get_default_algorithms()
 
 
 def segment_bytes(segment: str) -> bytes:
@@ -72,30 +65,14 @@ def read_header(segment: str) -> dict[str, Any]:
     return header
 
 
-class PreparedKeys:
-    """Each verifying key with its PyJWT algorithm object, prepared once, not per token."""
+def verify_signature(key: Key, signing_input: bytes, signature: bytes) -> bool:
+    """Whether `signature` is `key`'s over `signing_input` (PyJWT's algorithm verifies).
 
-    def __init__(self) -> None:
-        self._by_kid: dict[str, tuple[Key, Algorithm, Any]] = {}
-
-    def verify(self, key: Key, signing_input: bytes, signature: bytes) -> bool:
-        """Whether `signature` is `key`'s over `signing_input` (PyJWT's algorithm verifies).
-
-        Raises:
-            jwt.InvalidAlgorithmError: PyJWT (or the installed `cryptography`) lacks the algorithm.
-            jwt.InvalidKeyError: the key is below its algorithm's minimum length.
-        """
-        entry = self._by_kid.get(key.kid)
-        if entry is None or entry[0] is not key:  # a key replaced under the same kid
-            algorithm = _ALGORITHMS.get(key.algorithm)
-            if algorithm is None:
-                raise jwt.InvalidAlgorithmError("Algorithm not supported")
-            prepared = algorithm.prepare_key(key.verifying)
-            problem = algorithm.check_key_length(prepared)
-            if problem:  # as PyJWT's `enforce_minimum_key_length`
-                raise jwt.InvalidKeyError(problem)
-            entry = self._by_kid[key.kid] = (key, algorithm, prepared)
-        return bool(entry[1].verify(signing_input, entry[2], signature))
+    Raises:
+        jwt.InvalidAlgorithmError, jwt.InvalidKeyError: see `Key.verifier`.
+    """
+    algorithm, prepared = key.verifier
+    return bool(algorithm.verify(signing_input, prepared, signature))
 
 
 def read_payload(data: bytes) -> Claims:

@@ -16,12 +16,20 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.algorithms import (
+    Algorithm,
+    ECAlgorithm,
+    OKPAlgorithm,
+    RSAAlgorithm,
+    get_default_algorithms,
+)
 
 from fastapi_chassis.errors import ConfigurationError
 from fastapi_chassis.settings import AuthSettings
@@ -35,6 +43,10 @@ RSA_MIN_BITS = 2048
 _KID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
 EnvVar = Callable[[str], str]
+
+# PyJWT's algorithm implementations, our own instances: `jwt.register_algorithm()` and
+# `jwt.unregister_algorithm()` change PyJWT's process-wide table, never what verifies here.
+_ALGORITHMS: dict[str, Algorithm] = get_default_algorithms()
 
 
 def valid_kid(kid: object) -> bool:
@@ -54,6 +66,26 @@ class Key:
     algorithm: str
     verifying: Any
     signing: Any = None
+
+    @cached_property
+    def verifier(self) -> tuple[Algorithm, Any]:
+        """PyJWT's algorithm object for this key, and the key prepared for it, made once.
+
+        Kept on the key, so a key dropped from the configuration takes it along.
+
+        Raises:
+            jwt.InvalidAlgorithmError: PyJWT (or the installed `cryptography`) lacks it.
+            jwt.InvalidKeyError: the key is below its algorithm's minimum length (as PyJWT's
+                `enforce_minimum_key_length`).
+        """
+        algorithm = _ALGORITHMS.get(self.algorithm)
+        if algorithm is None:
+            raise jwt.InvalidAlgorithmError("Algorithm not supported")
+        prepared = algorithm.prepare_key(self.verifying)
+        problem = algorithm.check_key_length(prepared)
+        if problem:
+            raise jwt.InvalidKeyError(problem)
+        return algorithm, prepared
 
     def public_jwk(self) -> dict[str, Any]:
         """The public key as a JWK (asymmetric keys only)."""

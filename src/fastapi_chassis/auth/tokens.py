@@ -19,13 +19,13 @@ from typing import Any, Literal
 import jwt
 
 from fastapi_chassis.auth._jws import (
-    PreparedKeys,
     check_registered,
     read_header,
     read_payload,
     segment_bytes,
+    verify_signature,
 )
-from fastapi_chassis.auth._keys import EnvVar, KeySet, load_keys, valid_kid
+from fastapi_chassis.auth._keys import EnvVar, Key, KeySet, load_keys, valid_kid
 from fastapi_chassis.auth._verified import VerifiedTokens, time_problem
 from fastapi_chassis.auth.principal import InvalidToken, Principal, TokenPair, parse_scopes
 from fastapi_chassis.settings import AuthSettings
@@ -95,7 +95,8 @@ class TokenService:
         if self.settings.audience is not None:
             required.append("aud")
         self._required = tuple(required)
-        self._prepared = PreparedKeys()
+        #: The signature check (`_jws.verify_signature`); tests count full verifications here.
+        self._verify_signature: Callable[[Key, bytes, bytes], bool] = verify_signature
 
     # -- issuing -----------------------------------------------------------------------
 
@@ -224,7 +225,7 @@ class TokenService:
         if header.get("alg") != key.algorithm:
             raise InvalidToken("algorithm not allowed")
         try:
-            valid = self._prepared.verify(key, token[:second].encode("ascii"), signature)
+            valid = self._verify_signature(key, token[:second].encode("ascii"), signature)
         except jwt.InvalidAlgorithmError:
             raise InvalidToken("algorithm not allowed") from None
         except jwt.PyJWTError:
