@@ -93,7 +93,7 @@ class CoreMiddleware:
                 access = None
             if metrics is not None and path in metrics.exclude_paths:
                 metrics = None
-            extra, hsts = self._security._for_request(scope)
+            extra, hsts = self._security._for_request(scope, path)
             pair = (self._header, request_id.encode("ascii"))
             limiter = self._limiter
 

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fastapi_chassis._chassis import Chassis
 from fastapi_chassis._docs import DocsPages
 from fastapi_chassis._proxy import TrustedProxies
+from fastapi_chassis._scope import app_path
 from fastapi_chassis.errors import ConfigurationError
 
 __all__ = [
@@ -156,15 +157,16 @@ class SecurityHeadersMiddleware:
         )
         self._forwarded = bool(self._proxies)  # whether any forwarded proto can be believed
 
-    def _for_request(self, scope: Scope) -> tuple[tuple[tuple[bytes, bytes], ...], Header | None]:
-        """The headers this request's response gets, and its HSTS header (None: not sent)."""
+    def _for_request(
+        self, scope: Scope, path: str = ""
+    ) -> tuple[tuple[tuple[bytes, bytes], ...], Header | None]:
+        """The headers this request's response gets, and its HSTS header (None: not sent).
+
+        `path`: the request's `app_path()` when the caller has it already, else "".
+        """
         extra = self._headers
-        if self._pages:  # the path below the root path, as the pages were configured
-            path: str = scope["path"]
-            root: str = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root) :] or "/"
-            extra = self._pages.get(path, extra)
+        if self._pages:  # configured by path below the root path, as routes are
+            extra = self._pages.get(path or app_path(scope), extra)
         hsts = self._hsts
         if hsts is not None and not self._force_hsts:
             proxies = self._proxies
