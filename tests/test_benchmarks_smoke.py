@@ -128,3 +128,44 @@ def test_loopback_reports_a_server_that_fails_to_start_instead_of_crashing() -> 
     # An unknown variant makes `benchmarks.serve` exit at once; no wrk run is reached.
     results = run_http("wrk", [("no-such-variant", "auto")], subprocess_env(), 0.1, 4)
     assert "server exited" in results["no-such-variant"]["error"]["message"]
+
+
+def test_fixed_core_answers_like_bare_fastapi_with_the_core_headers() -> None:
+    # The hand-written reference layer is a fair floor only if it serves the same answers
+    # and adds the same headers as the chassis core stack.
+    import asyncio
+
+    from benchmarks.apps import build
+    from benchmarks.core_floor import HEADERS, ROUTES, FixedCore
+    from benchmarks.driver import Lifespan, one_request
+
+    async def serve(with_core: bool) -> dict[str, Any]:
+        built = build("bare")
+        if with_core:
+            built.app.add_middleware(FixedCore)
+        cases = {case.label: case for case in route_cases(built.mint())}
+        answers: dict[str, Any] = {}
+        async with Lifespan(built.app):
+            for route in ROUTES:
+                exchange = await one_request(built.app, cases[route], None)
+                answers[route] = (exchange.status, b"".join(exchange.chunks), exchange.headers)
+        return answers
+
+    bare_answers, core_answers = asyncio.run(serve(False)), asyncio.run(serve(True))
+    for route in ROUTES:
+        status, body, headers = core_answers[route]
+        assert (status, body) == bare_answers[route][:2], route
+        names = {name for name, _ in headers}
+        assert names >= {name for name, _ in HEADERS} | {b"x-request-id"}, route
+
+
+def test_core_floor_prints_a_row_per_app_and_a_cell_per_route() -> None:
+    cmd = [sys.executable, "-m", "benchmarks.core_floor", "--rounds", "1", "--requests", "5"]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert len(rows) == 5  # header and four apps
+    for row in rows[1:]:
+        assert row.count(" %)") == 3, row
