@@ -21,7 +21,8 @@ caller's context, the docs pages' own CSP, HSTS only over https (or from trusted
 no duplicate of a header the app set itself, a malformed `Content-Length` answered with 400,
 per-route limits (`body_limit()`, FastAPI's `max_body_size=`), a declared oversized body
 refused before the handler runs or its response replaced by the 413, and problem+json
-answers. The gap between the two rows is their price; see the performance page.
+answers. The gap between the `FixedCore` row and the chassis rows is their price; see the
+performance page.
 """
 
 from __future__ import annotations

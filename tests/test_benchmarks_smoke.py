@@ -135,14 +135,11 @@ def test_fixed_core_answers_like_bare_fastapi_with_the_core_headers() -> None:
     # and adds the same headers as the chassis core stack.
     import asyncio
 
-    from benchmarks.apps import build
-    from benchmarks.core_floor import HEADERS, ROUTES, FixedCore
+    from benchmarks.core_floor import HEADERS, ROUTES, _app
     from benchmarks.driver import Lifespan, one_request
 
-    async def serve(with_core: bool) -> dict[str, Any]:
-        built = build("bare")
-        if with_core:
-            built.app.add_middleware(FixedCore)
+    async def serve(variant: str) -> dict[str, Any]:
+        built = _app(variant)
         cases = {case.label: case for case in route_cases(built.mint())}
         answers: dict[str, Any] = {}
         async with Lifespan(built.app):
@@ -151,7 +148,7 @@ def test_fixed_core_answers_like_bare_fastapi_with_the_core_headers() -> None:
                 answers[route] = (exchange.status, b"".join(exchange.chunks), exchange.headers)
         return answers
 
-    bare_answers, core_answers = asyncio.run(serve(False)), asyncio.run(serve(True))
+    bare_answers, core_answers = asyncio.run(serve("bare")), asyncio.run(serve("fixed"))
     for route in ROUTES:
         status, body, headers = core_answers[route]
         assert (status, body) == bare_answers[route][:2], route
